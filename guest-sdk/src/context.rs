@@ -1,0 +1,135 @@
+//! The handle a migration step receives: Cypher, results and logging.
+
+use std::collections::BTreeMap;
+
+use crate::__private::bindings::graphmig::migration::{context, types::LogLevel};
+use crate::error::{Error, Result};
+use crate::value::{FromValue, Params, Value};
+use crate::wire;
+
+/// The host's services for one step: runs Cypher in the step's transaction and logs.
+#[derive(Debug)]
+pub struct Context {
+    _private: (),
+}
+
+impl Context {
+    pub(crate) fn new() -> Self {
+        Context { _private: () }
+    }
+
+    /// Runs a statement with parameters inside the step's transaction.
+    ///
+    /// After a failed statement the transaction is doomed: return the error.
+    pub fn run(&self, query: &str, params: Params) -> Result<QueryResult> {
+        let params: Vec<_> = params
+            .0
+            .iter()
+            .map(|(name, value)| (name.clone(), wire::to_wit(value)))
+            .collect();
+        let result = context::run_cypher(query, &params).map_err(wire::graph_error)?;
+        let rows = result
+            .rows
+            .iter()
+            .map(|row| {
+                Row(row
+                    .iter()
+                    .map(|(name, value)| (name.clone(), wire::from_wit(value)))
+                    .collect())
+            })
+            .collect();
+        Ok(QueryResult { rows })
+    }
+
+    /// Runs a statement that returns exactly one row and reads one column of it.
+    pub fn scalar<T: FromValue>(&self, query: &str, params: Params, column: &str) -> Result<T> {
+        self.run(query, params)?.single()?.get(column)
+    }
+
+    /// Logs a debug line.
+    pub fn debug(&self, message: impl AsRef<str>) {
+        context::log(LogLevel::Debug, message.as_ref());
+    }
+
+    /// Logs an informational line.
+    pub fn info(&self, message: impl AsRef<str>) {
+        context::log(LogLevel::Info, message.as_ref());
+    }
+
+    /// Logs a warning.
+    pub fn warn(&self, message: impl AsRef<str>) {
+        context::log(LogLevel::Warn, message.as_ref());
+    }
+
+    /// Logs an error line.
+    pub fn error(&self, message: impl AsRef<str>) {
+        context::log(LogLevel::Error, message.as_ref());
+    }
+}
+
+/// The rows a statement returned.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct QueryResult {
+    rows: Vec<Row>,
+}
+
+impl QueryResult {
+    /// The rows, in the order the database sent them.
+    pub fn rows(&self) -> &[Row] {
+        &self.rows
+    }
+
+    /// Number of rows.
+    pub fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    /// Whether no row came back.
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+
+    /// The only row, or an error when there are none or several.
+    pub fn single(self) -> Result<Row> {
+        let found = self.rows.len();
+        let mut rows = self.rows.into_iter();
+        match (rows.next(), rows.next()) {
+            (Some(row), None) => Ok(row),
+            _ => Err(Error::RowCount { found }),
+        }
+    }
+}
+
+impl IntoIterator for QueryResult {
+    type Item = Row;
+    type IntoIter = std::vec::IntoIter<Row>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.rows.into_iter()
+    }
+}
+
+/// One result row: values by column name.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Row(BTreeMap<String, Value>);
+
+impl Row {
+    /// The value of `column`, converted to `T`.
+    pub fn get<T: FromValue>(&self, column: &str) -> Result<T> {
+        let value = self
+            .0
+            .get(column)
+            .ok_or_else(|| Error::MissingColumn(column.to_string()))?;
+        T::from_value(value)
+    }
+
+    /// The raw value of `column`, if present.
+    pub fn value(&self, column: &str) -> Option<&Value> {
+        self.0.get(column)
+    }
+
+    /// The column names, sorted.
+    pub fn columns(&self) -> impl Iterator<Item = &str> {
+        self.0.keys().map(String::as_str)
+    }
+}

@@ -1,0 +1,151 @@
+//! `graphmig build`: turns migration source folders into migration components.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use crate::chain::source_folders;
+use crate::config::Config;
+use crate::error::Error;
+use crate::reporter::Reporter;
+
+/// The Rust target migrations are built for.
+pub const WASM_TARGET: &str = "wasm32-wasip2";
+
+/// An artifact `graphmig build` wrote.
+#[derive(Debug, Clone)]
+pub struct BuiltArtifact {
+    /// The source folder.
+    pub source: PathBuf,
+    /// The component written next to it.
+    pub artifact: PathBuf,
+    /// Its size.
+    pub bytes: u64,
+}
+
+/// Builds every migration source folder under the migrations folder.
+///
+/// A folder named `V<version>__<description>` holding a `Cargo.toml` is a Rust
+/// migration; it becomes `V<version>__<description>.wasm` beside it.
+pub fn build_all(config: &Config, reporter: &dyn Reporter) -> Result<Vec<BuiltArtifact>, Error> {
+    let folders = source_folders(&config.migrations_dir)?;
+    let rust: Vec<_> = folders
+        .iter()
+        .filter(|(_, path)| path.join("Cargo.toml").is_file())
+        .collect();
+    if !rust.is_empty() {
+        check_rust_target()?;
+    }
+    let mut built = Vec::new();
+    for (_, folder) in rust {
+        let artifact = build_rust(folder, &config.build_target_dir)?;
+        let bytes = std::fs::metadata(&artifact).map(|m| m.len()).unwrap_or(0);
+        reporter.built(folder, &artifact, bytes);
+        built.push(BuiltArtifact {
+            source: folder.clone(),
+            artifact,
+            bytes,
+        });
+    }
+    Ok(built)
+}
+
+fn check_rust_target() -> Result<(), Error> {
+    let cargo = Command::new("cargo")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+    if !cargo.is_ok_and(|s| s.success()) {
+        return Err(Error::ToolMissing {
+            tool: "cargo".into(),
+            hint: "install Rust from https://rustup.rs, then run `rustup target add wasm32-wasip2`"
+                .into(),
+        });
+    }
+    // Without rustup (a distribution's Rust) the build itself reports a missing
+    // target; with it, the answer is precise and quick.
+    if let Ok(output) = Command::new("rustup")
+        .args(["target", "list", "--installed"])
+        .output()
+        && output.status.success()
+        && !String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .any(|l| l.trim() == WASM_TARGET)
+    {
+        return Err(Error::ToolMissing {
+            tool: format!("the Rust target {WASM_TARGET}"),
+            hint: format!("run `rustup target add {WASM_TARGET}`"),
+        });
+    }
+    Ok(())
+}
+
+fn build_rust(folder: &Path, target_dir: &Path) -> Result<PathBuf, Error> {
+    let fail = |message: String| Error::Build {
+        path: folder.to_path_buf(),
+        message,
+    };
+    let output = Command::new("cargo")
+        .args(["build", "--release", "--target", WASM_TARGET])
+        .arg("--manifest-path")
+        .arg(folder.join("Cargo.toml"))
+        .arg("--target-dir")
+        .arg(target_dir)
+        .arg("--message-format=json-render-diagnostics")
+        // Small, self-contained components; set here so that migration crates
+        // need no profile section of their own.
+        .env("CARGO_PROFILE_RELEASE_OPT_LEVEL", "s")
+        .env("CARGO_PROFILE_RELEASE_LTO", "true")
+        .env("CARGO_PROFILE_RELEASE_STRIP", "true")
+        .env("CARGO_PROFILE_RELEASE_CODEGEN_UNITS", "1")
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| fail(format!("cannot run cargo: {e}")))?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    if !output.status.success() {
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let tail: Vec<&str> = stderr.lines().rev().take(40).collect();
+        let tail: Vec<&str> = tail.into_iter().rev().collect();
+        if stderr.contains("may not be installed") || stderr.contains("can't find crate for `std`")
+        {
+            return Err(Error::ToolMissing {
+                tool: format!("the Rust target {WASM_TARGET}"),
+                hint: format!("run `rustup target add {WASM_TARGET}`"),
+            });
+        }
+        return Err(fail(format!("cargo failed:\n{}", tail.join("\n"))));
+    }
+    let wasm = stdout
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|msg| msg["reason"] == "compiler-artifact")
+        .filter(|msg| {
+            msg["target"]["kind"]
+                .as_array()
+                .is_some_and(|kinds| kinds.iter().any(|k| k == "cdylib"))
+        })
+        .filter_map(|msg| {
+            msg["filenames"].as_array().and_then(|files| {
+                files
+                    .iter()
+                    .filter_map(|f| f.as_str())
+                    .find(|f| f.ends_with(".wasm"))
+                    .map(PathBuf::from)
+            })
+        })
+        .last()
+        .ok_or_else(|| {
+            fail("cargo built no .wasm; is the crate a `cdylib` (`[lib] crate-type = [\"cdylib\"]`)?".into())
+        })?;
+    let name = folder
+        .file_name()
+        .ok_or_else(|| fail("source folder has no name".into()))?;
+    let mut artifact = folder.with_file_name(name);
+    artifact.set_extension("wasm");
+    // Write beside, then rename, so a reader never sees half a component.
+    let partial = artifact.with_extension("wasm.partial");
+    std::fs::copy(&wasm, &partial)
+        .and_then(|_| std::fs::rename(&partial, &artifact))
+        .map_err(|e| fail(format!("cannot write {}: {e}", artifact.display())))?;
+    Ok(artifact)
+}

@@ -1,0 +1,277 @@
+//! The library's error type: every failure names the file, migration or setting at fault.
+
+use std::path::PathBuf;
+
+/// Everything that can go wrong in graphmig.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The configuration file could not be read.
+    #[error("cannot read configuration {path}: {source}")]
+    ConfigRead {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The configuration is not valid.
+    #[error("invalid configuration {path}: {message}")]
+    ConfigInvalid {
+        /// The file (or the environment variable's name).
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// The migrations folder could not be listed.
+    #[error("cannot read migrations folder {path}: {source}")]
+    MigrationsDir {
+        /// The folder.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A `.wasm` file whose name is not `V<version>__<description>.wasm`.
+    #[error(
+        "{path}: a migration must be named V<version>__<description>.wasm, with a version of digits separated by `_` or `.`"
+    )]
+    BadMigrationName {
+        /// The file.
+        path: PathBuf,
+    },
+    /// An artifact could not be read.
+    #[error("cannot read {path}: {source}")]
+    ReadArtifact {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Two artifacts share a version.
+    #[error("version {version} is used twice: {first} and {second}")]
+    DuplicateVersion {
+        /// The version.
+        version: String,
+        /// One file.
+        first: PathBuf,
+        /// The other.
+        second: PathBuf,
+    },
+    /// An artifact is not a valid WebAssembly component.
+    #[error("{path} is not a valid WebAssembly component: {message}")]
+    InvalidComponent {
+        /// The file.
+        path: PathBuf,
+        /// What wasmtime said.
+        message: String,
+    },
+    /// A component does not implement the migration world.
+    #[error(
+        "{path} is a component of another world: it must export `{expected}` (world graphmig:migration/migration); it exports [{found}]"
+    )]
+    WrongWorld {
+        /// The file.
+        path: PathBuf,
+        /// The export graphmig looks for.
+        expected: String,
+        /// What the component exports instead.
+        found: String,
+    },
+    /// A component could not be instantiated (an import the host does not offer).
+    #[error("{path} cannot be instantiated: {message}")]
+    Instantiate {
+        /// The file.
+        path: PathBuf,
+        /// What wasmtime said.
+        message: String,
+    },
+    /// The database did not answer, refused the connection, or refused the login.
+    #[error("cannot connect to {uri} (database `{database}`): {message}")]
+    Connect {
+        /// The Bolt URI.
+        uri: String,
+        /// The database name.
+        database: String,
+        /// What went wrong, without the password.
+        message: String,
+    },
+    /// A statement the host itself ran failed.
+    #[error("database error on {uri}: {message}")]
+    Database {
+        /// The Bolt URI.
+        uri: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// The ledger could not be opened, read or written.
+    #[error("ledger {path}: {message}")]
+    Ledger {
+        /// The ledger file.
+        path: PathBuf,
+        /// What went wrong.
+        message: String,
+    },
+    /// An applied migration's artifact changed since it was applied.
+    #[error(
+        "V{version} was applied with checksum {recorded}, but {path} now has checksum {found}; restore the applied file, or add a new migration for the change"
+    )]
+    ChecksumMismatch {
+        /// The version.
+        version: String,
+        /// The artifact.
+        path: PathBuf,
+        /// The checksum in the ledger.
+        recorded: String,
+        /// The checksum of the file now.
+        found: String,
+    },
+    /// An applied migration's artifact is gone.
+    #[error(
+        "V{version} ({description}) is applied but its artifact is missing from {dir}; restore it"
+    )]
+    AppliedMigrationMissing {
+        /// The version.
+        version: String,
+        /// Its description in the ledger.
+        description: String,
+        /// The migrations folder.
+        dir: PathBuf,
+    },
+    /// A pending migration has a lower version than one already applied.
+    #[error(
+        "V{version} is pending but V{head} is already applied; give it a version above V{head}"
+    )]
+    OutOfOrder {
+        /// The pending version.
+        version: String,
+        /// The highest applied version.
+        head: String,
+    },
+    /// A migration ran and failed; everything it did was rolled back.
+    #[error("{0}")]
+    MigrationFailed(Box<MigrationFailure>),
+    /// A migration source folder could not be built.
+    #[error("building {path} failed: {message}")]
+    Build {
+        /// The source folder.
+        path: PathBuf,
+        /// What went wrong.
+        message: String,
+    },
+    /// A tool that building needs is not installed.
+    #[error("{tool} is not available: {hint}")]
+    ToolMissing {
+        /// The tool.
+        tool: String,
+        /// How to install it.
+        hint: String,
+    },
+    /// The WebAssembly engine could not be set up.
+    #[error("cannot set up the WebAssembly engine: {0}")]
+    Engine(String),
+}
+
+/// A migration that failed, what it failed with, and that it was rolled back.
+#[derive(Debug, Clone)]
+pub struct MigrationFailure {
+    /// `V<version> <description>`.
+    pub migration: String,
+    /// The artifact.
+    pub path: PathBuf,
+    /// Why it failed.
+    pub cause: FailureCause,
+}
+
+impl std::fmt::Display for MigrationFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "migration {} ({}) failed and was rolled back: {}",
+            self.migration,
+            self.path.display(),
+            self.cause
+        )
+    }
+}
+
+/// Why a migration failed.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum FailureCause {
+    /// The guest's `up` or `down` returned an error.
+    #[error("the migration returned an error: {message}")]
+    Guest {
+        /// The guest's message.
+        message: String,
+        /// The statement that failed before, if any.
+        statement: Option<FailedStatement>,
+    },
+    /// A statement failed and the migration carried on or returned `ok` anyway.
+    #[error("{0}")]
+    Statement(FailedStatement),
+    /// The guest trapped (a panic, an abort, an invalid operation).
+    #[error("the migration trapped: {message}")]
+    Trap {
+        /// The trap and what the guest wrote to stderr before it.
+        message: String,
+    },
+    /// The guest hit a resource limit.
+    #[error("{limit} limit exceeded: {detail}")]
+    LimitExceeded {
+        /// Which limit.
+        limit: Limit,
+        /// What was used or asked for.
+        detail: String,
+    },
+    /// The database refused the commit.
+    #[error("commit failed: {code}: {message}")]
+    Commit {
+        /// The server's code.
+        code: String,
+        /// The server's message.
+        message: String,
+    },
+}
+
+/// A statement that failed inside a migration.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("statement #{index} failed with {code}: {message}\n  statement: {query}")]
+pub struct FailedStatement {
+    /// Its position among the migration's statements, from 1.
+    pub index: u32,
+    /// Its text.
+    pub query: String,
+    /// The server's code.
+    pub code: String,
+    /// The server's message.
+    pub message: String,
+}
+
+/// A per-migration resource limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Limit {
+    /// Instructions (wasmtime fuel).
+    Fuel,
+    /// Linear memory.
+    Memory,
+    /// Wall-clock time.
+    Deadline,
+}
+
+impl std::fmt::Display for Limit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Limit::Fuel => "fuel",
+            Limit::Memory => "memory",
+            Limit::Deadline => "deadline",
+        })
+    }
+}
+
+impl Error {
+    pub(crate) fn ledger(path: &std::path::Path, error: impl std::fmt::Display) -> Error {
+        Error::Ledger {
+            path: path.to_path_buf(),
+            message: error.to_string(),
+        }
+    }
+}

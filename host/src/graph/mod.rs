@@ -1,0 +1,347 @@
+//! The graph database over Bolt: connecting, transactions and error classification.
+
+use neo4rs::{BoltType, ConfigBuilder, Graph, Txn};
+
+use crate::config::DatabaseSettings;
+use crate::error::Error;
+
+/// How the host classifies a failed statement (mirrors the WIT `graph-error-kind`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GraphErrorKind {
+    /// Not valid Cypher.
+    Syntax,
+    /// A constraint was violated.
+    ConstraintViolation,
+    /// Temporary; the migration may succeed if run again.
+    Transient,
+    /// Refused by policy or security.
+    Forbidden,
+    /// Anything else.
+    Other,
+}
+
+/// A failed statement or commit, with the server's code and message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GraphError {
+    /// The class of failure.
+    pub kind: GraphErrorKind,
+    /// The server's code, or a `graphmig.*` code for host-side failures.
+    pub code: String,
+    /// The message.
+    pub message: String,
+}
+
+impl std::fmt::Display for GraphError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.code, self.message)
+    }
+}
+
+impl GraphError {
+    /// Classifies a Neo4j status code.
+    pub fn from_code(code: &str, message: impl Into<String>) -> GraphError {
+        let kind = if code.starts_with("Neo.TransientError.") {
+            GraphErrorKind::Transient
+        } else if code == "Neo.ClientError.Statement.SyntaxError" {
+            GraphErrorKind::Syntax
+        } else if code.starts_with("Neo.ClientError.Schema.ConstraintValidationFailed")
+            || code == "Neo.ClientError.Schema.ConstraintViolation"
+        {
+            GraphErrorKind::ConstraintViolation
+        } else if code.starts_with("Neo.ClientError.Security.") {
+            GraphErrorKind::Forbidden
+        } else {
+            GraphErrorKind::Other
+        };
+        GraphError {
+            kind,
+            code: code.to_string(),
+            message: message.into(),
+        }
+    }
+
+    /// Maps a driver error. neo4rs reports some server failures (notably a
+    /// constraint violation surfacing at COMMIT) as unexpected messages whose text
+    /// carries the `Failure{code, message}`; those are parsed back into a code.
+    pub fn from_driver(error: &neo4rs::Error) -> GraphError {
+        match error {
+            neo4rs::Error::Neo4j(e) => GraphError::from_code(e.code(), e.message()),
+            neo4rs::Error::UnexpectedMessage(text) => match parse_failure(text) {
+                Some((code, message)) => GraphError::from_code(&code, message),
+                None => GraphError {
+                    kind: GraphErrorKind::Other,
+                    code: "graphmig.Driver".into(),
+                    message: text.clone(),
+                },
+            },
+            other => GraphError {
+                kind: GraphErrorKind::Other,
+                code: "graphmig.Driver".into(),
+                message: other.to_string(),
+            },
+        }
+    }
+}
+
+/// Pulls `code` and `message` out of a debug-printed Bolt `Failure{...}`.
+fn parse_failure(text: &str) -> Option<(String, String)> {
+    let start = text.find("Neo.")?;
+    let code: String = text[start..]
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '.')
+        .collect();
+    let message = text
+        .find("message")
+        .and_then(|at| {
+            let rest = &text[at..];
+            let open = rest.find('"')? + 1;
+            let close = rest[open..].find('"')?;
+            Some(rest[open..open + close].to_string())
+        })
+        .unwrap_or_else(|| text.to_string());
+    Some((code, message))
+}
+
+/// A connected graph database.
+pub struct GraphDb {
+    graph: Graph,
+    settings: DatabaseSettings,
+    agent: String,
+}
+
+impl std::fmt::Debug for GraphDb {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GraphDb")
+            .field("uri", &self.settings.uri)
+            .field("database", &self.settings.database)
+            .finish_non_exhaustive()
+    }
+}
+
+impl GraphDb {
+    /// Connects and proves the connection with a query, within the connect timeout.
+    ///
+    /// A refused connection, a wrong password or a missing database all fail here,
+    /// quickly and with a message that names the URI and database but never the
+    /// password.
+    pub async fn connect(settings: &DatabaseSettings) -> Result<GraphDb, Error> {
+        let fail = |message: String| Error::Connect {
+            uri: settings.uri.clone(),
+            database: settings.database.clone(),
+            message,
+        };
+        let config = ConfigBuilder::default()
+            .uri(settings.uri.as_str())
+            .user(settings.user.as_str())
+            .password(settings.password.expose())
+            .db(settings.database.as_str())
+            .max_connections(4)
+            .build()
+            .map_err(|e| fail(redact(&e.to_string(), settings)))?;
+        let probe = async {
+            let graph = Graph::connect(config).await?;
+            // A transaction, unlike Graph::run, is not retried with backoff by the
+            // driver, so a wrong password fails at once instead of after a minute.
+            let mut txn = graph.start_txn_on(settings.database.as_str()).await?;
+            let mut rows = txn
+                .execute(neo4rs::query(
+                    "CALL dbms.components() YIELD name, versions RETURN name, versions",
+                ))
+                .await;
+            let agent = match rows.as_mut() {
+                Ok(stream) => {
+                    let mut agent = String::new();
+                    while let Some(row) = stream.next(txn.handle()).await? {
+                        let name: String = row.get("name").unwrap_or_default();
+                        let versions: Vec<String> = row.get("versions").unwrap_or_default();
+                        agent = format!("{name} {}", versions.join(","));
+                    }
+                    agent
+                }
+                // Not every server has dbms.components(); a plain query proves the
+                // connection just as well.
+                Err(_) => String::from("unknown"),
+            };
+            txn.rollback().await?;
+            Ok::<_, neo4rs::Error>((graph, agent))
+        };
+        match tokio::time::timeout(settings.connect_timeout, probe).await {
+            Err(_) => Err(fail(format!(
+                "no answer within {} s (is the server running and the URI right?)",
+                settings.connect_timeout.as_secs()
+            ))),
+            Ok(Err(e)) => Err(fail(describe_connect_error(&e, settings))),
+            Ok(Ok((graph, agent))) => Ok(GraphDb {
+                graph,
+                settings: settings.clone(),
+                agent,
+            }),
+        }
+    }
+
+    /// What the server said it is.
+    pub fn agent(&self) -> &str {
+        &self.agent
+    }
+
+    /// A key naming this URI and database, used to keep ledgers of several
+    /// databases apart.
+    pub fn target_key(&self) -> String {
+        target_key(&self.settings)
+    }
+
+    /// Starts an explicit transaction on the configured database.
+    pub async fn begin(&self) -> Result<GraphTxn, Error> {
+        let txn = tokio::time::timeout(
+            self.settings.connect_timeout,
+            self.graph.start_txn_on(self.settings.database.as_str()),
+        )
+        .await
+        .map_err(|_| Error::Database {
+            uri: self.settings.uri.clone(),
+            message: "no answer to BEGIN".into(),
+        })?
+        .map_err(|e| Error::Database {
+            uri: self.settings.uri.clone(),
+            message: redact(&e.to_string(), &self.settings),
+        })?;
+        Ok(GraphTxn { txn })
+    }
+}
+
+/// The ledger key for a database: the URI without its scheme, and the database name.
+pub fn target_key(settings: &DatabaseSettings) -> String {
+    let address = settings
+        .uri
+        .split_once("://")
+        .map_or(settings.uri.as_str(), |(_, rest)| rest);
+    format!("{}/{}", address.trim_end_matches('/'), settings.database)
+}
+
+fn describe_connect_error(error: &neo4rs::Error, settings: &DatabaseSettings) -> String {
+    let text = match error {
+        neo4rs::Error::IOError { detail } => format!("{detail}"),
+        neo4rs::Error::AuthenticationError(m) => {
+            format!("authentication failed for user `{}`: {m}", settings.user)
+        }
+        neo4rs::Error::Neo4j(e) if e.code().starts_with("Neo.ClientError.Security.") => format!(
+            "authentication failed for user `{}`: {} (check GRAPHMIG_USER and GRAPHMIG_PASSWORD)",
+            settings.user,
+            e.message()
+        ),
+        neo4rs::Error::Neo4j(e) if e.code().contains("DatabaseNotFound") => format!(
+            "the server has no database `{}`: {}",
+            settings.database,
+            e.message()
+        ),
+        other => other.to_string(),
+    };
+    redact(&text, settings)
+}
+
+/// Removes the password from a message, should a driver ever echo it.
+fn redact(text: &str, settings: &DatabaseSettings) -> String {
+    let password = settings.password.expose();
+    if password.is_empty() {
+        text.to_string()
+    } else {
+        text.replace(password, "***")
+    }
+}
+
+/// One open explicit transaction.
+pub struct GraphTxn {
+    txn: Txn,
+}
+
+impl std::fmt::Debug for GraphTxn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GraphTxn").finish_non_exhaustive()
+    }
+}
+
+impl GraphTxn {
+    /// Runs a statement and collects its rows (column name and value).
+    pub async fn run(
+        &mut self,
+        query: &str,
+        params: Vec<(String, BoltType)>,
+    ) -> Result<Vec<Vec<(String, BoltType)>>, GraphError> {
+        let mut q = neo4rs::query(query);
+        for (name, value) in params {
+            q = q.param(&name, value);
+        }
+        let mut stream = self
+            .txn
+            .execute(q)
+            .await
+            .map_err(|e| GraphError::from_driver(&e))?;
+        let mut rows = Vec::new();
+        while let Some(row) = stream
+            .next(self.txn.handle())
+            .await
+            .map_err(|e| GraphError::from_driver(&e))?
+        {
+            let map: std::collections::HashMap<String, BoltType> =
+                row.to().map_err(|e| GraphError {
+                    kind: GraphErrorKind::Other,
+                    code: "graphmig.Decode".into(),
+                    message: e.to_string(),
+                })?;
+            rows.push(map.into_iter().collect::<Vec<_>>());
+        }
+        Ok(rows)
+    }
+
+    /// Commits.
+    pub async fn commit(self) -> Result<(), GraphError> {
+        self.txn
+            .commit()
+            .await
+            .map_err(|e| GraphError::from_driver(&e))
+    }
+
+    /// Rolls back. A failure here is reported, though the server also drops the
+    /// transaction when the connection closes.
+    pub async fn rollback(self) -> Result<(), GraphError> {
+        self.txn
+            .rollback()
+            .await
+            .map_err(|e| GraphError::from_driver(&e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_a_commit_failure_into_code_and_message() {
+        let text = r#"unexpected response for COMMIT: Failure(Failure { metadata: BoltMap { value: {BoltString { value: "code" }: String(BoltString { value: "Neo.ClientError.Schema.ConstraintValidationFailed" }), BoltString { value: "message" }: String(BoltString { value: "Duplicated key [x]" })} } })"#;
+        let e = GraphError::from_driver(&neo4rs::Error::UnexpectedMessage(text.into()));
+        assert_eq!(e.kind, GraphErrorKind::ConstraintViolation);
+        assert_eq!(e.code, "Neo.ClientError.Schema.ConstraintValidationFailed");
+        assert_eq!(e.message, "Duplicated key [x]");
+    }
+
+    #[test]
+    fn classifies_codes() {
+        let kind = |c| GraphError::from_code(c, "").kind;
+        assert_eq!(
+            kind("Neo.ClientError.Statement.SyntaxError"),
+            GraphErrorKind::Syntax
+        );
+        assert_eq!(
+            kind("Neo.TransientError.Transaction.DeadlockDetected"),
+            GraphErrorKind::Transient
+        );
+        assert_eq!(
+            kind("Neo.ClientError.Security.Forbidden"),
+            GraphErrorKind::Forbidden
+        );
+        assert_eq!(
+            kind("Neo.DatabaseError.General.UnknownError"),
+            GraphErrorKind::Other
+        );
+    }
+}

@@ -1,0 +1,8 @@
+//! The `graphmig` binary: a thin shell over the library's CLI module.
+
+fn main() -> std::process::ExitCode {
+    graphmig_cli::main()
+}
+
+#[path = "cli/mod.rs"]
+mod graphmig_cli;

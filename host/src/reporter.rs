@@ -1,0 +1,70 @@
+//! Progress events of a run; the library reports, the CLI decides how to show them.
+
+use std::time::Duration;
+
+use crate::error::MigrationFailure;
+use crate::migration::Migration;
+
+/// Severity of a guest log line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogLevel {
+    /// Detail for debugging.
+    Debug,
+    /// Normal progress.
+    Info,
+    /// Worth a look.
+    Warn,
+    /// Something went wrong.
+    Error,
+}
+
+impl LogLevel {
+    /// Lowercase name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogLevel::Debug => "debug",
+            LogLevel::Info => "info",
+            LogLevel::Warn => "warn",
+            LogLevel::Error => "error",
+        }
+    }
+}
+
+/// What applying one migration measured.
+#[derive(Debug, Clone)]
+pub struct AppliedSummary {
+    /// Wall-clock time, transaction included.
+    pub elapsed: Duration,
+    /// Statements the guest ran.
+    pub statements: u32,
+    /// Fuel consumed.
+    pub fuel_consumed: u64,
+}
+
+/// Receives progress events. Every method has a no-op default.
+pub trait Reporter: Send + Sync {
+    /// Connected to the database; `agent` is what the server says it is.
+    fn connected(&self, _target: &str, _agent: &str) {}
+    /// These migrations are about to run, in this order.
+    fn plan(&self, _pending: &[Migration]) {}
+    /// Nothing to do.
+    fn up_to_date(&self, _applied: usize) {}
+    /// A previous attempt of this migration never finished; it is run again.
+    fn retrying_interrupted(&self, _migration: &Migration) {}
+    /// A migration is starting.
+    fn migration_started(&self, _migration: &Migration) {}
+    /// A migration committed.
+    fn migration_applied(&self, _migration: &Migration, _summary: &AppliedSummary) {}
+    /// A migration failed and was rolled back.
+    fn migration_failed(&self, _migration: &Migration, _failure: &MigrationFailure) {}
+    /// A guest wrote a log line.
+    fn guest_log(&self, _migration: &str, _level: LogLevel, _message: &str) {}
+    /// A migration source was built into an artifact.
+    fn built(&self, _source: &std::path::Path, _artifact: &std::path::Path, _bytes: u64) {}
+}
+
+/// A reporter that ignores everything.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SilentReporter;
+
+impl Reporter for SilentReporter {}

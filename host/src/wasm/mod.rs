@@ -1,0 +1,381 @@
+//! The WebAssembly side: engine, limits, loading components and running their steps.
+
+pub mod bindings;
+mod host_context;
+mod limits;
+pub mod values;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
+use wasmtime::{Engine, Store, Trap};
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+use crate::config::Limits;
+use crate::error::{Error, FailedStatement, FailureCause, Limit};
+use crate::graph::GraphTxn;
+use crate::reporter::Reporter;
+use bindings::Migration as MigrationWorld;
+use bindings::exports::graphmig::migration::lifecycle::{Metadata, RollbackPolicy};
+pub use host_context::GuestState;
+use limits::MemoryLimiter;
+
+/// The export every migration component must have.
+pub const LIFECYCLE_EXPORT: &str = "graphmig:migration/lifecycle@0.1.0";
+
+/// How often the epoch advances; deadlines are counted in these ticks.
+const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// Bytes of guest stderr kept for error messages (a panic message lives there).
+const STDERR_CAPTURE: usize = 64 * 1024;
+
+/// The WebAssembly engine and linker, shared by every migration of a run.
+pub struct Sandbox {
+    engine: Engine,
+    linker: Linker<GuestState>,
+    ticker_stop: Arc<AtomicBool>,
+}
+
+impl std::fmt::Debug for Sandbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sandbox").finish_non_exhaustive()
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        self.ticker_stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// A compiled migration component, checked to be of the migration world.
+pub struct LoadedComponent {
+    component: Component,
+    path: PathBuf,
+}
+
+/// Metadata a component reports about itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Described {
+    /// Its own description (may be empty).
+    pub description: String,
+    /// Whether `down` can undo `up`.
+    pub reversible: bool,
+}
+
+/// Which exported step to call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// `up`.
+    Up,
+    /// `down`.
+    Down,
+}
+
+/// What one step did, whatever its outcome.
+#[derive(Debug)]
+pub struct StepRun {
+    /// `Ok` when the guest succeeded and no statement failed.
+    pub result: Result<(), FailureCause>,
+    /// The transaction, still open, for the caller to commit or roll back.
+    pub txn: Option<GraphTxn>,
+    /// Fuel consumed.
+    pub fuel_consumed: u64,
+    /// Statements the guest ran.
+    pub statements: u32,
+    /// The guest's log lines: level and message.
+    pub logs: Vec<(String, String)>,
+    /// Wall-clock time of the call.
+    pub elapsed: Duration,
+}
+
+impl Sandbox {
+    /// Builds the engine (Cranelift, fuel, epochs) and the linker (WASI plus the
+    /// graphmig context).
+    pub fn new() -> Result<Sandbox, Error> {
+        let mut config = wasmtime::Config::new();
+        config.wasm_component_model(true);
+        config.consume_fuel(true);
+        config.epoch_interruption(true);
+        // Guests recurse; a bounded native stack turns runaway recursion into a
+        // trap instead of a crash of the host.
+        config.max_wasm_stack(1024 * 1024);
+        let engine = Engine::new(&config).map_err(|e| Error::Engine(e.to_string()))?;
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)
+            .map_err(|e| Error::Engine(e.to_string()))?;
+        MigrationWorld::add_to_linker::<GuestState, HasSelf<GuestState>>(&mut linker, |s| s)
+            .map_err(|e| Error::Engine(e.to_string()))?;
+
+        let ticker_stop = Arc::new(AtomicBool::new(false));
+        let weak = engine.weak();
+        let stop = ticker_stop.clone();
+        std::thread::Builder::new()
+            .name("graphmig-epoch".into())
+            .spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    std::thread::sleep(EPOCH_TICK);
+                    match weak.upgrade() {
+                        Some(engine) => engine.increment_epoch(),
+                        None => break,
+                    }
+                }
+            })
+            .map_err(|e| Error::Engine(e.to_string()))?;
+        Ok(Sandbox {
+            engine,
+            linker,
+            ticker_stop,
+        })
+    }
+
+    /// Compiles `bytes` (read from `path`) and checks that it is a migration
+    /// component, so that a bad file is refused before anything runs.
+    pub fn load(&self, path: &Path, bytes: &[u8]) -> Result<LoadedComponent, Error> {
+        let component =
+            Component::new(&self.engine, bytes).map_err(|e| Error::InvalidComponent {
+                path: path.to_path_buf(),
+                message: root_message(&e),
+            })?;
+        let ty = component.component_type();
+        if ty.get_export(&self.engine, LIFECYCLE_EXPORT).is_none() {
+            let found: Vec<&str> = ty.exports(&self.engine).map(|(name, _)| name).collect();
+            return Err(Error::WrongWorld {
+                path: path.to_path_buf(),
+                expected: LIFECYCLE_EXPORT.into(),
+                found: if found.is_empty() {
+                    "nothing".into()
+                } else {
+                    found.join(", ")
+                },
+            });
+        }
+        Ok(LoadedComponent {
+            component,
+            path: path.to_path_buf(),
+        })
+    }
+
+    fn store(
+        &self,
+        limits: &Limits,
+        txn: Option<GraphTxn>,
+        reporter: Arc<dyn Reporter>,
+        label: String,
+    ) -> Result<(Store<GuestState>, MemoryOutputPipe), Error> {
+        let stderr = MemoryOutputPipe::new(STDERR_CAPTURE);
+        // No environment, arguments, preopened folders or network: a migration
+        // reaches the world only through the context interface.
+        let wasi = WasiCtx::builder().stderr(stderr.clone()).build();
+        let state = GuestState::new(
+            wasi,
+            ResourceTable::new(),
+            MemoryLimiter::new(limits.memory_bytes),
+            txn,
+            reporter,
+            label,
+        );
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|s| &mut s.limiter);
+        store
+            .set_fuel(limits.fuel)
+            .map_err(|e| Error::Engine(e.to_string()))?;
+        let ticks = (limits.deadline.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64;
+        store.set_epoch_deadline(ticks);
+        store.epoch_deadline_trap();
+        Ok((store, stderr))
+    }
+
+    /// Instantiates the component and reads its metadata.
+    pub async fn describe(
+        &self,
+        loaded: &LoadedComponent,
+        limits: &Limits,
+        reporter: Arc<dyn Reporter>,
+    ) -> Result<Described, Error> {
+        let label = loaded.path.display().to_string();
+        let (mut store, stderr) = self.store(limits, None, reporter, label)?;
+        let instance = self.instantiate(&mut store, loaded).await?;
+        let metadata: Metadata = instance
+            .graphmig_migration_lifecycle()
+            .call_describe(&mut store)
+            .await
+            .map_err(|e| Error::Instantiate {
+                path: loaded.path.clone(),
+                message: format!(
+                    "describe() failed: {}",
+                    classify_trap(&e, &store, limits, &stderr)
+                ),
+            })?;
+        Ok(Described {
+            description: metadata.description,
+            reversible: matches!(metadata.rollback, RollbackPolicy::Reversible),
+        })
+    }
+
+    async fn instantiate(
+        &self,
+        store: &mut Store<GuestState>,
+        loaded: &LoadedComponent,
+    ) -> Result<MigrationWorld, Error> {
+        MigrationWorld::instantiate_async(&mut *store, &loaded.component, &self.linker)
+            .await
+            .map_err(|e| Error::Instantiate {
+                path: loaded.path.clone(),
+                message: root_message(&e),
+            })
+    }
+
+    /// Runs `step` of the component with `txn` as its transaction, under `limits`.
+    ///
+    /// Never commits: the caller decides from `StepRun::result`.
+    pub async fn run_step(
+        &self,
+        loaded: &LoadedComponent,
+        step: Step,
+        txn: GraphTxn,
+        limits: &Limits,
+        reporter: Arc<dyn Reporter>,
+        label: String,
+    ) -> Result<StepRun, Error> {
+        let started = Instant::now();
+        let (mut store, stderr) = self.store(limits, Some(txn), reporter, label)?;
+        let instance = match self.instantiate(&mut store, loaded).await {
+            Ok(instance) => instance,
+            Err(e) => {
+                // The transaction is rolled back by the caller via the returned txn;
+                // here nothing has run yet, so hand the error back directly.
+                if let Some(txn) = store.data_mut().take_txn() {
+                    let _ = txn.rollback().await;
+                }
+                return Err(e);
+            }
+        };
+        let lifecycle = instance.graphmig_migration_lifecycle();
+        let call = match step {
+            Step::Up => lifecycle.call_up(&mut store).await,
+            Step::Down => lifecycle.call_down(&mut store).await,
+        };
+        let fuel_consumed = limits.fuel.saturating_sub(store.get_fuel().unwrap_or(0));
+        let result = match call {
+            Ok(guest_result) => {
+                let doomed = store.data().doomed().cloned();
+                match (guest_result, doomed) {
+                    (Ok(()), None) => Ok(()),
+                    (Ok(()), Some(statement)) => Err(FailureCause::Statement(statement)),
+                    (Err(message), statement) => Err(FailureCause::Guest { message, statement }),
+                }
+            }
+            Err(trap) => Err(classify_failure(&trap, &store, limits, &stderr)),
+        };
+        let state = store.data_mut();
+        Ok(StepRun {
+            result,
+            txn: state.take_txn(),
+            fuel_consumed,
+            statements: state.statements(),
+            logs: state.take_logs(),
+            elapsed: started.elapsed(),
+        })
+    }
+}
+
+impl LoadedComponent {
+    /// The artifact it was loaded from.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+/// The innermost message of a wasmtime error (its `Display` is only the outermost).
+fn root_message(error: &wasmtime::Error) -> String {
+    let mut parts: Vec<String> = error.chain().map(|c| c.to_string()).collect();
+    parts.dedup();
+    parts.join(": ")
+}
+
+fn stderr_tail(stderr: &MemoryOutputPipe) -> String {
+    let bytes = stderr.contents();
+    let text = String::from_utf8_lossy(&bytes);
+    let text = text.trim();
+    let start = text.char_indices().rev().nth(2000).map_or(0, |(at, _)| at);
+    text[start..].to_string()
+}
+
+fn classify_failure(
+    error: &wasmtime::Error,
+    store: &Store<GuestState>,
+    limits: &Limits,
+    stderr: &MemoryOutputPipe,
+) -> FailureCause {
+    if let Some(denied) = store.data().limiter.denied() {
+        return FailureCause::LimitExceeded {
+            limit: Limit::Memory,
+            detail: format!(
+                "the guest asked for {} MiB of linear memory; the limit is {} MiB",
+                denied.div_ceil(1024 * 1024),
+                limits.memory_bytes / (1024 * 1024)
+            ),
+        };
+    }
+    match error.downcast_ref::<Trap>() {
+        Some(Trap::OutOfFuel) => FailureCause::LimitExceeded {
+            limit: Limit::Fuel,
+            detail: format!("used all {} units of fuel", limits.fuel),
+        },
+        Some(Trap::Interrupt) => FailureCause::LimitExceeded {
+            limit: Limit::Deadline,
+            detail: format!("still running after {} s", limits.deadline.as_secs_f64()),
+        },
+        _ => FailureCause::Trap {
+            message: classify_trap(error, store, limits, stderr),
+        },
+    }
+}
+
+fn classify_trap(
+    error: &wasmtime::Error,
+    _store: &Store<GuestState>,
+    _limits: &Limits,
+    stderr: &MemoryOutputPipe,
+) -> String {
+    let trap = match error.downcast_ref::<Trap>() {
+        Some(trap) => trap.to_string(),
+        None => root_message(error),
+    };
+    let output = stderr_tail(stderr);
+    if output.is_empty() {
+        trap
+    } else {
+        format!("{trap}; the guest wrote: {output}")
+    }
+}
+
+/// A statement that failed, recorded so the migration fails even if the guest
+/// ignores the error.
+pub(crate) fn failed_statement(
+    index: u32,
+    query: &str,
+    code: &str,
+    message: &str,
+) -> FailedStatement {
+    FailedStatement {
+        index,
+        query: query.to_string(),
+        code: code.to_string(),
+        message: message.to_string(),
+    }
+}
+
+impl WasiView for GuestState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
