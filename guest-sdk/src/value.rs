@@ -300,3 +300,36 @@ impl<T: FromValue> FromValue for BTreeMap<String, T> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn params_keep_order_and_replace_by_name() {
+        let mut p = Params::new();
+        p.insert("a", 1).insert("b", "two").insert("a", 3.5);
+        assert_eq!(
+            p.0,
+            vec![
+                ("a".to_string(), Value::Float(3.5)),
+                ("b".to_string(), Value::String("two".into()))
+            ]
+        );
+    }
+
+    #[test]
+    fn rust_values_convert_both_ways() {
+        let v: Value = vec![Some(1i64), None].into();
+        assert_eq!(v, Value::List(vec![Value::Int(1), Value::Null]));
+        assert_eq!(Vec::<Option<i64>>::from_value(&v), Ok(vec![Some(1), None]));
+        assert_eq!(f64::from_value(&Value::Int(2)), Ok(2.0));
+        assert_eq!(
+            String::from_value(&Value::Int(2)),
+            Err(Error::Decode {
+                expected: "string",
+                found: "integer"
+            })
+        );
+    }
+}

@@ -118,3 +118,25 @@ pub(crate) fn graph_error(
         message: e.message,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nested_values_flatten_and_rebuild() {
+        let mut inner = BTreeMap::new();
+        inner.insert(
+            "k".to_string(),
+            Value::List(vec![Value::Bytes(vec![1, 2]), Value::Null]),
+        );
+        let value = Value::List(vec![
+            Value::Int(1),
+            Value::Map(inner),
+            Value::String("s".into()),
+        ]);
+        let wit = to_wit(&value);
+        assert!(matches!(wit.nodes[0], ValueNode::List(_)), "root is node 0");
+        assert_eq!(from_wit(&wit), value);
+    }
+}

@@ -133,7 +133,7 @@ fn build_rust(folder: &Path, target_dir: &Path) -> Result<PathBuf, Error> {
                     .map(PathBuf::from)
             })
         })
-        .last()
+        .next_back()
         .ok_or_else(|| {
             fail("cargo built no .wasm; is the crate a `cdylib` (`[lib] crate-type = [\"cdylib\"]`)?".into())
         })?;

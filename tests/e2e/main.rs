@@ -1,1 +1,7 @@
-//! e2e
+//! End-to-end tests: the real `graphmig` binary, real Wasm guests, and a real
+//! ArcadeDB server over Bolt (started by `scripts/test.sh`).
+
+mod bad_input;
+mod failures;
+mod quickstart;
+mod support;

@@ -83,23 +83,32 @@ impl GraphError {
     }
 }
 
-/// Pulls `code` and `message` out of a debug-printed Bolt `Failure{...}`.
+/// Pulls `code` and `message` out of a debug-printed Bolt `Failure{...}`, whose
+/// entries print as `BoltString { value: "code" }: String(BoltString { value: "..." })`.
 fn parse_failure(text: &str) -> Option<(String, String)> {
-    let start = text.find("Neo.")?;
-    let code: String = text[start..]
-        .chars()
-        .take_while(|c| c.is_ascii_alphanumeric() || *c == '.')
-        .collect();
-    let message = text
-        .find("message")
-        .and_then(|at| {
-            let rest = &text[at..];
-            let open = rest.find('"')? + 1;
-            let close = rest[open..].find('"')?;
-            Some(rest[open..open + close].to_string())
-        })
-        .unwrap_or_else(|| text.to_string());
+    let code = debug_string_after(text, "\"code\"")?;
+    let message = debug_string_after(text, "\"message\"").unwrap_or_else(|| text.to_string());
     Some((code, message))
+}
+
+/// The Debug-escaped string that follows `key` as `value: "..."`, unescaped.
+fn debug_string_after(text: &str, key: &str) -> Option<String> {
+    let rest = &text[text.find(key)? + key.len()..];
+    let rest = &rest[rest.find("value: \"")? + "value: \"".len()..];
+    let mut out = String::new();
+    let mut chars = rest.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '"' => return Some(out),
+            '\\' => match chars.next()? {
+                'n' => out.push('\n'),
+                't' => out.push('\t'),
+                other => out.push(other),
+            },
+            c => out.push(c),
+        }
+    }
+    None
 }
 
 /// A connected graph database.
@@ -205,7 +214,7 @@ impl GraphDb {
             uri: self.settings.uri.clone(),
             message: redact(&e.to_string(), &self.settings),
         })?;
-        Ok(GraphTxn { txn })
+        Ok(GraphTxn { txn, failed: false })
     }
 }
 
@@ -252,6 +261,7 @@ fn redact(text: &str, settings: &DatabaseSettings) -> String {
 /// One open explicit transaction.
 pub struct GraphTxn {
     txn: Txn,
+    failed: bool,
 }
 
 impl std::fmt::Debug for GraphTxn {
@@ -271,17 +281,14 @@ impl GraphTxn {
         for (name, value) in params {
             q = q.param(&name, value);
         }
-        let mut stream = self
-            .txn
-            .execute(q)
-            .await
-            .map_err(|e| GraphError::from_driver(&e))?;
+        let failed = &mut self.failed;
+        let mut fail = |e: neo4rs::Error| {
+            *failed = true;
+            GraphError::from_driver(&e)
+        };
+        let mut stream = self.txn.execute(q).await.map_err(&mut fail)?;
         let mut rows = Vec::new();
-        while let Some(row) = stream
-            .next(self.txn.handle())
-            .await
-            .map_err(|e| GraphError::from_driver(&e))?
-        {
+        while let Some(row) = stream.next(self.txn.handle()).await.map_err(&mut fail)? {
             let map: std::collections::HashMap<String, BoltType> =
                 row.to().map_err(|e| GraphError {
                     kind: GraphErrorKind::Other,
@@ -304,6 +311,12 @@ impl GraphTxn {
     /// Rolls back. A failure here is reported, though the server also drops the
     /// transaction when the connection closes.
     pub async fn rollback(self) -> Result<(), GraphError> {
+        if self.failed {
+            // After a FAILURE the server answers IGNORED to everything until the
+            // connection is RESET, which the pool does before reusing it; RESET
+            // ends the transaction, so an explicit ROLLBACK would only be ignored.
+            return Ok(());
+        }
         self.txn
             .rollback()
             .await
@@ -317,11 +330,11 @@ mod tests {
 
     #[test]
     fn parses_a_commit_failure_into_code_and_message() {
-        let text = r#"unexpected response for COMMIT: Failure(Failure { metadata: BoltMap { value: {BoltString { value: "code" }: String(BoltString { value: "Neo.ClientError.Schema.ConstraintValidationFailed" }), BoltString { value: "message" }: String(BoltString { value: "Duplicated key [x]" })} } })"#;
+        let text = r#"unexpected response for COMMIT: Failure(Failure { metadata: BoltMap { value: {BoltString { value: "code" }: String(BoltString { value: "Neo.ClientError.Schema.ConstraintValidationFailed" }), BoltString { value: "message" }: String(BoltString { value: "Duplicated key [x] on \"Person\"" })} } })"#;
         let e = GraphError::from_driver(&neo4rs::Error::UnexpectedMessage(text.into()));
         assert_eq!(e.kind, GraphErrorKind::ConstraintViolation);
         assert_eq!(e.code, "Neo.ClientError.Schema.ConstraintValidationFailed");
-        assert_eq!(e.message, "Duplicated key [x]");
+        assert_eq!(e.message, "Duplicated key [x] on \"Person\"");
     }
 
     #[test]

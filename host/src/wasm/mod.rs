@@ -301,6 +301,12 @@ fn root_message(error: &wasmtime::Error) -> String {
 fn stderr_tail(stderr: &MemoryOutputPipe) -> String {
     let bytes = stderr.contents();
     let text = String::from_utf8_lossy(&bytes);
+    // Rust's panic hint about RUST_BACKTRACE means nothing inside the sandbox.
+    let text: Vec<&str> = text
+        .lines()
+        .filter(|l| !l.starts_with("note: run with `RUST_BACKTRACE"))
+        .collect();
+    let text = text.join("\n");
     let text = text.trim();
     let start = text.char_indices().rev().nth(2000).map_or(0, |(at, _)| at);
     text[start..].to_string()

@@ -1,0 +1,290 @@
+//! Test support: the real `graphmig` binary, fixture guests, a fresh ArcadeDB
+//! database per test, and independent checks of the graph over HTTP.
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use assert_cmd::Command;
+
+/// The repository root.
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("host/ has a parent")
+        .to_path_buf()
+}
+
+/// Where test builds of guests go, shared so the SDK compiles once.
+pub fn guest_target_dir() -> PathBuf {
+    repo_root().join("target").join("guests")
+}
+
+/// The `graphmig` binary under test.
+pub fn graphmig() -> Command {
+    let mut cmd = Command::cargo_bin("graphmig").expect("graphmig binary is built");
+    cmd.env_remove("GRAPHMIG_URI")
+        .env_remove("GRAPHMIG_USER")
+        .env_remove("GRAPHMIG_DATABASE")
+        .env_remove("GRAPHMIG_PASSWORD")
+        .env_remove("GRAPHMIG_CONFIG")
+        .env("GRAPHMIG_BUILD_TARGET_DIR", guest_target_dir())
+        .env("NO_COLOR", "1")
+        // A hung run must fail the test rather than the whole suite.
+        .timeout(Duration::from_secs(300));
+    cmd
+}
+
+/// Builds the fixture guests once per test process; returns their folder.
+pub fn fixtures() -> &'static Path {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let project = repo_root().join("tests/fixtures/guests");
+        let output = graphmig()
+            .current_dir(&project)
+            .arg("build")
+            .output()
+            .expect("run graphmig build");
+        assert!(
+            output.status.success(),
+            "building fixture guests failed:\n{}",
+            text(&output)
+        );
+        project.join("migrations")
+    })
+}
+
+/// stdout and stderr together, for assertions and failure messages.
+pub fn text(output: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+/// Settings of the test ArcadeDB server, from the environment `scripts/test.sh` sets.
+#[derive(Debug, Clone)]
+pub struct Server {
+    pub bolt_port: u16,
+    pub http_port: u16,
+    pub password: String,
+}
+
+pub fn server() -> Server {
+    let port = |name: &str, default: u16| {
+        std::env::var(name)
+            .ok()
+            .map(|v| v.parse().expect("a port number"))
+            .unwrap_or(default)
+    };
+    Server {
+        bolt_port: port("GRAPHMIG_TEST_BOLT_PORT", 7688),
+        http_port: port("GRAPHMIG_TEST_HTTP_PORT", 2481),
+        password: std::env::var("GRAPHMIG_TEST_PASSWORD")
+            .unwrap_or_else(|_| "graphmig-dev-pw".into()),
+    }
+}
+
+/// A database created for one test and dropped after it.
+pub struct Db {
+    pub name: String,
+    pub server: Server,
+}
+
+impl Db {
+    /// Creates a new, empty database. Fails loudly when the server is not up.
+    pub fn fresh() -> Db {
+        static COUNTER: AtomicUsize = AtomicUsize::new(0);
+        let server = server();
+        let name = format!(
+            "t_{}_{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::SeqCst)
+        );
+        let db = Db { name, server };
+        db.admin(&format!("create database {}", db.name))
+            .unwrap_or_else(|e| {
+                panic!(
+                    "cannot create a test database on ArcadeDB at 127.0.0.1:{} ({e}).\n\
+                     Database tests need the server: run them with scripts/test.sh, which starts it.",
+                    db.server.http_port
+                )
+            });
+        db
+    }
+
+    fn agent(&self) -> ureq::Agent {
+        ureq::AgentBuilder::new()
+            .timeout(Duration::from_secs(60))
+            .build()
+    }
+
+    fn auth(&self) -> String {
+        let token = base64(&format!("root:{}", self.server.password));
+        format!("Basic {token}")
+    }
+
+    fn admin(&self, command: &str) -> Result<(), String> {
+        self.agent()
+            .post(&format!(
+                "http://127.0.0.1:{}/api/v1/server",
+                self.server.http_port
+            ))
+            .set("Authorization", &self.auth())
+            .send_json(serde_json::json!({ "command": command }))
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+
+    /// Runs Cypher over ArcadeDB's HTTP API (not Bolt, not graphmig) and returns
+    /// the result rows.
+    pub fn query(&self, cypher: &str) -> Vec<serde_json::Value> {
+        let response: serde_json::Value = self
+            .agent()
+            .post(&format!(
+                "http://127.0.0.1:{}/api/v1/command/{}",
+                self.server.http_port, self.name
+            ))
+            .set("Authorization", &self.auth())
+            .send_json(serde_json::json!({ "language": "cypher", "command": cypher }))
+            .unwrap_or_else(|e| panic!("query {cypher:?} failed: {e}"))
+            .into_json()
+            .expect("JSON response");
+        response["result"].as_array().cloned().unwrap_or_default()
+    }
+
+    /// Number of nodes with `label`.
+    pub fn count(&self, label: &str) -> i64 {
+        let rows = self.query(&format!("MATCH (n:{label}) RETURN count(n) AS n"));
+        rows.first()
+            .and_then(|r| r["n"].as_i64())
+            .unwrap_or_else(|| panic!("no count in {rows:?}"))
+    }
+
+    pub fn bolt_uri(&self) -> String {
+        format!("bolt://127.0.0.1:{}", self.server.bolt_port)
+    }
+}
+
+impl Drop for Db {
+    fn drop(&mut self) {
+        let _ = self.admin(&format!("drop database {}", self.name));
+    }
+}
+
+fn base64(input: &str) -> String {
+    const TABLE: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let bytes = input.as_bytes();
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(TABLE[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// A user project in a temporary folder, pointed at one test database.
+pub struct Project {
+    pub dir: tempfile::TempDir,
+    pub db: Db,
+}
+
+impl Project {
+    /// A project with `limits` TOML lines (may be empty) and no migrations.
+    pub fn new(limits: &str) -> Project {
+        let db = Db::fresh();
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::create_dir(dir.path().join("migrations")).expect("migrations dir");
+        let project = Project { dir, db };
+        project.write_config(&project.db.bolt_uri(), limits);
+        project
+    }
+
+    pub fn write_config(&self, uri: &str, limits: &str) {
+        std::fs::write(
+            self.dir.path().join("graphmig.toml"),
+            format!(
+                "[database]\nuri = \"{uri}\"\nuser = \"root\"\nname = \"{}\"\nconnect-timeout-secs = 5\n\n[limits]\n{limits}\n",
+                self.db.name
+            ),
+        )
+        .expect("write graphmig.toml");
+    }
+
+    pub fn migrations(&self) -> PathBuf {
+        self.dir.path().join("migrations")
+    }
+
+    /// Copies fixture `fixture` (e.g. `V2__write_then_fail`) in as `name`.
+    pub fn add(&self, fixture: &str, name: &str) -> &Self {
+        std::fs::copy(
+            fixtures().join(format!("{fixture}.wasm")),
+            self.migrations().join(format!("{name}.wasm")),
+        )
+        .unwrap_or_else(|e| panic!("copy fixture {fixture}: {e}"));
+        self
+    }
+
+    /// `graphmig ARGS` in the project, with the test password.
+    pub fn graphmig(&self, args: &[&str]) -> Output {
+        graphmig()
+            .current_dir(self.dir.path())
+            .env("GRAPHMIG_PASSWORD", &self.db.server.password)
+            .args(args)
+            .output()
+            .expect("run graphmig")
+    }
+
+    /// `graphmig status --json`, parsed; version -> state.
+    pub fn states(&self) -> Vec<(String, String)> {
+        let output = self.graphmig(&["status", "--json"]);
+        assert!(output.status.success(), "status failed: {}", text(&output));
+        let doc: serde_json::Value =
+            serde_json::from_slice(&output.stdout).expect("status --json prints JSON");
+        doc["migrations"]
+            .as_array()
+            .expect("migrations array")
+            .iter()
+            .map(|m| {
+                (
+                    m["version"].as_str().expect("version").to_string(),
+                    m["state"].as_str().expect("state").to_string(),
+                )
+            })
+            .collect()
+    }
+
+    /// The ledger's attempts: version, outcome, error.
+    pub fn ledger_rows(&self) -> Vec<(String, String, Option<String>)> {
+        let conn = rusqlite::Connection::open(self.dir.path().join(".graphmig/ledger.db"))
+            .expect("open ledger");
+        let mut stmt = conn
+            .prepare("SELECT version, outcome, error FROM attempts ORDER BY id")
+            .expect("prepare");
+        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .expect("query")
+            .collect::<Result<_, _>>()
+            .expect("rows")
+    }
+}
+
+pub fn states(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs
+        .iter()
+        .map(|(v, s)| (v.to_string(), s.to_string()))
+        .collect()
+}
