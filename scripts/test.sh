@@ -18,5 +18,9 @@ GRAPHMIG_TEST_PASSWORD="$(scripts/arcadedb.sh password)"
 export GRAPHMIG_TEST_PASSWORD
 
 cargo fmt --all -- --check
+rm -f target/hostile-suite.md
 # Release, like the demo: one build of wasmtime serves both.
 cargo test --release --workspace
+echo
+echo "Hostile-migration suite:"
+cat target/hostile-suite.md

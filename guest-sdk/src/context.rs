@@ -46,6 +46,26 @@ impl Context {
         self.run(query, params)?.single()?.get(column)
     }
 
+    /// Reads a file of the project's data folder (`data/`), by relative path.
+    ///
+    /// The host records every read (path, SHA-256, size) in its ledger.
+    pub fn read_dataset(&self, path: &str) -> Result<Vec<u8>> {
+        context::read_dataset(path).map_err(|e| {
+            use crate::__private::bindings::graphmig::migration::types::DatasetError;
+            Error::Dataset(match e {
+                DatasetError::NotFound(m) => format!("{path}: not found: {m}"),
+                DatasetError::Forbidden(m) => format!("{path}: forbidden: {m}"),
+                DatasetError::Io(m) => format!("{path}: {m}"),
+            })
+        })
+    }
+
+    /// Reads a dataset as UTF-8 text.
+    pub fn read_dataset_text(&self, path: &str) -> Result<String> {
+        String::from_utf8(self.read_dataset(path)?)
+            .map_err(|_| Error::Dataset(format!("{path}: not UTF-8 text")))
+    }
+
     /// Logs a debug line.
     pub fn debug(&self, message: impl AsRef<str>) {
         context::log(LogLevel::Debug, message.as_ref());

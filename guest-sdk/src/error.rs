@@ -59,6 +59,8 @@ pub enum Error {
         /// How many rows came back.
         found: usize,
     },
+    /// A dataset could not be read.
+    Dataset(String),
     /// The migration's own failure message.
     Message(String),
 }
@@ -77,6 +79,7 @@ impl fmt::Display for Error {
             Error::MissingColumn(c) => write!(f, "the result has no column `{c}`"),
             Error::Decode { expected, found } => write!(f, "expected {expected}, found {found}"),
             Error::RowCount { found } => write!(f, "expected exactly one row, got {found}"),
+            Error::Dataset(m) => write!(f, "dataset {m}"),
             Error::Message(m) => f.write_str(m),
         }
     }

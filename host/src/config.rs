@@ -7,6 +7,8 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::error::Error;
+use crate::migration::Version;
+use crate::policy::{Class, Policy};
 
 /// The configuration file's name.
 pub const CONFIG_FILE: &str = "graphmig.toml";
@@ -57,6 +59,16 @@ pub struct Limits {
     pub memory_bytes: usize,
     /// Wall-clock time for one `up` or `down` call, database time included.
     pub deadline: Duration,
+    /// Cypher statements one call may run.
+    pub statements: u32,
+    /// Result rows returned to the guest, in total.
+    pub rows: u64,
+    /// Bytes of results returned to the guest, in total.
+    pub result_bytes: u64,
+    /// Size of one statement's text.
+    pub statement_bytes: usize,
+    /// Log lines one call may write.
+    pub log_lines: u32,
 }
 
 impl Default for Limits {
@@ -65,8 +77,33 @@ impl Default for Limits {
             fuel: 10_000_000_000,
             memory_bytes: 512 * 1024 * 1024,
             deadline: Duration::from_secs(300),
+            statements: 100_000,
+            rows: 10_000_000,
+            result_bytes: 1024 * 1024 * 1024,
+            statement_bytes: 1024 * 1024,
+            log_lines: 100_000,
         }
     }
+}
+
+/// Capabilities a migration gets only when its configuration grants them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Grants {
+    /// The real wall and monotonic clocks (otherwise both are frozen).
+    pub clock: bool,
+    /// Real randomness (otherwise a fixed, repeatable stream).
+    pub random: bool,
+}
+
+/// Everything that governs one migration's run: limits, Cypher policy, grants.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct MigrationSettings {
+    /// Resource limits.
+    pub limits: Limits,
+    /// What its Cypher may do.
+    pub policy: Policy,
+    /// Extra capabilities.
+    pub grants: Grants,
 }
 
 /// A loaded project configuration with paths made absolute.
@@ -80,8 +117,12 @@ pub struct Config {
     pub migrations_dir: PathBuf,
     /// The SQLite ledger file.
     pub ledger_path: PathBuf,
-    /// Default limits for every migration.
-    pub limits: Limits,
+    /// The folder migrations may read datasets from.
+    pub data_dir: PathBuf,
+    /// Limits, policy and grants of every migration without an override.
+    pub defaults: MigrationSettings,
+    /// Per-migration overrides, by version.
+    pub overrides: Vec<(Version, MigrationSettings)>,
     /// Cargo's target folder for building Rust migrations.
     pub build_target_dir: PathBuf,
 }
@@ -96,7 +137,13 @@ struct FileConfig {
     #[serde(default)]
     ledger: FileLedger,
     #[serde(default)]
+    datasets: FileDatasets,
+    #[serde(default)]
     limits: FileLimits,
+    #[serde(default)]
+    policy: FilePolicy,
+    #[serde(default)]
+    migration: std::collections::BTreeMap<String, FileOverride>,
     #[serde(default)]
     build: FileBuild,
 }
@@ -126,10 +173,149 @@ struct FileLedger {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct FileDatasets {
+    dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
 struct FileLimits {
     fuel: Option<u64>,
     memory_mib: Option<u64>,
     deadline_secs: Option<u64>,
+    statements: Option<u32>,
+    rows: Option<u64>,
+    result_mib: Option<u64>,
+    statement_kib: Option<u64>,
+    log_lines: Option<u32>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct FilePolicy {
+    allow: Option<Vec<String>>,
+    #[serde(default)]
+    procedures: Vec<String>,
+    #[serde(default)]
+    deny_procedures: Vec<String>,
+    grants: Option<Vec<String>>,
+}
+
+/// `[migration.V<version>]`: the keys of `[limits]` and `[policy]` for one migration.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct FileOverride {
+    fuel: Option<u64>,
+    memory_mib: Option<u64>,
+    deadline_secs: Option<u64>,
+    statements: Option<u32>,
+    rows: Option<u64>,
+    result_mib: Option<u64>,
+    statement_kib: Option<u64>,
+    log_lines: Option<u32>,
+    allow: Option<Vec<String>>,
+    #[serde(default)]
+    procedures: Vec<String>,
+    #[serde(default)]
+    deny_procedures: Vec<String>,
+    grants: Option<Vec<String>>,
+}
+
+impl FileOverride {
+    fn split(self) -> (FileLimits, FilePolicy) {
+        (
+            FileLimits {
+                fuel: self.fuel,
+                memory_mib: self.memory_mib,
+                deadline_secs: self.deadline_secs,
+                statements: self.statements,
+                rows: self.rows,
+                result_mib: self.result_mib,
+                statement_kib: self.statement_kib,
+                log_lines: self.log_lines,
+            },
+            FilePolicy {
+                allow: self.allow,
+                procedures: self.procedures,
+                deny_procedures: self.deny_procedures,
+                grants: self.grants,
+            },
+        )
+    }
+}
+
+impl FileLimits {
+    /// These limits on top of `base`.
+    fn apply(&self, base: Limits) -> Result<Limits, String> {
+        const MIB: u64 = 1024 * 1024;
+        let memory_mib = self.memory_mib.unwrap_or(base.memory_bytes as u64 / MIB);
+        if memory_mib == 0 || memory_mib > 4096 {
+            return Err(format!(
+                "memory-mib must be between 1 and 4096, not {memory_mib}"
+            ));
+        }
+        let limits = Limits {
+            fuel: self.fuel.unwrap_or(base.fuel),
+            memory_bytes: (memory_mib * MIB) as usize,
+            deadline: self
+                .deadline_secs
+                .map_or(base.deadline, Duration::from_secs),
+            statements: self.statements.unwrap_or(base.statements),
+            rows: self.rows.unwrap_or(base.rows),
+            result_bytes: self.result_mib.map_or(base.result_bytes, |m| m * MIB),
+            statement_bytes: self
+                .statement_kib
+                .map_or(base.statement_bytes, |k| (k * 1024) as usize),
+            log_lines: self.log_lines.unwrap_or(base.log_lines),
+        };
+        if limits.fuel == 0
+            || limits.deadline.is_zero()
+            || limits.statements == 0
+            || limits.statement_bytes == 0
+        {
+            return Err(
+                "fuel, deadline-secs, statements and statement-kib must be above zero".into(),
+            );
+        }
+        Ok(limits)
+    }
+}
+
+impl FilePolicy {
+    /// This policy section on top of `base`.
+    fn apply(&self, base: &MigrationSettings) -> Result<(Policy, Grants), String> {
+        let allow = match &self.allow {
+            Some(names) => names
+                .iter()
+                .map(|n| {
+                    Class::parse(n).ok_or_else(|| {
+                        format!("unknown class `{n}` in allow (use read, write, schema, admin)")
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()?,
+            None => base.policy.allowed_classes().iter().copied().collect(),
+        };
+        let policy = base
+            .policy
+            .extended(allow, &self.procedures, &self.deny_procedures);
+        let grants = match &self.grants {
+            Some(names) => {
+                let mut grants = Grants::default();
+                for name in names {
+                    match name.as_str() {
+                        "clock" => grants.clock = true,
+                        "random" => grants.random = true,
+                        other => {
+                            return Err(format!("unknown grant `{other}` (use clock, random)"));
+                        }
+                    }
+                }
+                grants
+            }
+            None => base.grants,
+        };
+        Ok((policy, grants))
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -155,6 +341,14 @@ impl Environment for ProcessEnvironment {
 }
 
 impl Config {
+    /// The limits, policy and grants of the migration with `version`.
+    pub fn settings_for(&self, version: &Version) -> &MigrationSettings {
+        self.overrides
+            .iter()
+            .find(|(v, _)| v == version)
+            .map_or(&self.defaults, |(_, settings)| settings)
+    }
+
     /// Loads `path` (a `graphmig.toml`) and applies the process environment.
     pub fn load(path: &Path) -> Result<Config, Error> {
         Config::load_with(path, &ProcessEnvironment)
@@ -233,27 +427,44 @@ impl Config {
         let connect_timeout =
             Duration::from_secs(file.database.connect_timeout_secs.unwrap_or(10).max(1));
 
-        let defaults = Limits::default();
-        let memory_mib = file
+        let base = MigrationSettings::default();
+        let limits = file
             .limits
-            .memory_mib
-            .unwrap_or((defaults.memory_bytes / (1024 * 1024)) as u64);
-        if memory_mib == 0 || memory_mib > 4096 {
-            return Err(invalid(format!(
-                "limits.memory-mib must be between 1 and 4096, not {memory_mib}"
-            )));
-        }
-        let limits = Limits {
-            fuel: file.limits.fuel.unwrap_or(defaults.fuel),
-            memory_bytes: (memory_mib as usize) * 1024 * 1024,
-            deadline: file
-                .limits
-                .deadline_secs
-                .map_or(defaults.deadline, Duration::from_secs),
+            .apply(base.limits)
+            .map_err(|m| invalid(format!("[limits]: {m}")))?;
+        let (policy, grants) = file
+            .policy
+            .apply(&base)
+            .map_err(|m| invalid(format!("[policy]: {m}")))?;
+        let defaults = MigrationSettings {
+            limits,
+            policy,
+            grants,
         };
-        if limits.fuel == 0 || limits.deadline.is_zero() {
-            return Err(invalid(
-                "limits.fuel and limits.deadline-secs must be above zero".into(),
+        let mut overrides = Vec::new();
+        for (key, section) in file.migration {
+            let version = key
+                .strip_prefix('V')
+                .and_then(Version::parse)
+                .ok_or_else(|| {
+                    invalid(format!(
+                        "[migration.{key}]: the key must be V<version>, such as V3 or V1_2"
+                    ))
+                })?;
+            let (limits, policy) = section.split();
+            let settings_limits = limits
+                .apply(defaults.limits)
+                .map_err(|m| invalid(format!("[migration.{key}]: {m}")))?;
+            let (policy, grants) = policy
+                .apply(&defaults)
+                .map_err(|m| invalid(format!("[migration.{key}]: {m}")))?;
+            overrides.push((
+                version,
+                MigrationSettings {
+                    limits: settings_limits,
+                    policy,
+                    grants,
+                },
             ));
         }
 
@@ -273,7 +484,9 @@ impl Config {
                     .path
                     .unwrap_or_else(|| ".graphmig/ledger.db".into()),
             ),
-            limits,
+            data_dir: anchor(file.datasets.dir.unwrap_or_else(|| "data".into())),
+            defaults,
+            overrides,
             build_target_dir: anchor(
                 env.var("GRAPHMIG_BUILD_TARGET_DIR")
                     .map(PathBuf::from)
@@ -333,7 +546,7 @@ mod tests {
             config.ledger_path,
             Path::new("/project/.graphmig/ledger.db")
         );
-        assert_eq!(config.limits, Limits::default());
+        assert_eq!(config.defaults, MigrationSettings::default());
     }
 
     #[test]
@@ -348,6 +561,42 @@ mod tests {
         assert!(err.to_string().contains("host"), "{err}");
         let err = parse("[database]\nname = \"db\"\nuri = \"http://x\"\n", &[]).expect_err("uri");
         assert!(err.to_string().contains("bolt://"), "{err}");
+    }
+
+    #[test]
+    fn per_migration_sections_override_limits_policy_and_grants() {
+        let config = parse(
+            "[database]\nname = \"db\"\n[limits]\nfuel = 1000\nstatements = 5\n\
+             [policy]\nprocedures = [\"apoc.periodic.iterate\"]\n\
+             [migration.V3]\nfuel = 99\nallow = [\"read\"]\ngrants = [\"clock\"]\n",
+            &[],
+        )
+        .expect("valid");
+        let v = |s| Version::parse(s).expect("version");
+        let default = config.settings_for(&v("1"));
+        assert_eq!((default.limits.fuel, default.limits.statements), (1000, 5));
+        assert!(default.policy.procedure_allowed("apoc.periodic.iterate"));
+        let third = config.settings_for(&v("3"));
+        assert_eq!((third.limits.fuel, third.limits.statements), (99, 5));
+        assert!(third.grants.clock && !third.grants.random);
+        assert_eq!(third.policy.allowed_classes().len(), 1);
+        assert!(
+            third.policy.procedure_allowed("apoc.periodic.iterate"),
+            "inherits [policy]"
+        );
+
+        let err = parse(
+            "[database]\nname = \"db\"\n[migration.three]\nfuel = 1\n",
+            &[],
+        )
+        .expect_err("bad key");
+        assert!(err.to_string().contains("V<version>"), "{err}");
+        let err = parse(
+            "[database]\nname = \"db\"\n[policy]\nallow = [\"everything\"]\n",
+            &[],
+        )
+        .expect_err("bad class");
+        assert!(err.to_string().contains("everything"), "{err}");
     }
 
     #[test]

@@ -76,6 +76,16 @@ pub enum Error {
         /// What the component exports instead.
         found: String,
     },
+    /// A component imports capabilities graphmig never grants.
+    #[error(
+        "{path} imports what no migration may use: {imports}; a migration may import only graphmig:migration/context and the WASI interfaces for stdio, clocks, random, exit and (empty) filesystem and environment"
+    )]
+    ForbiddenImports {
+        /// The file.
+        path: PathBuf,
+        /// The offending imports, comma separated.
+        imports: String,
+    },
     /// A component could not be instantiated (an import the host does not offer).
     #[error("{path} cannot be instantiated: {message}")]
     Instantiate {
@@ -255,6 +265,16 @@ pub enum Limit {
     Memory,
     /// Wall-clock time.
     Deadline,
+    /// Number of Cypher statements.
+    Statements,
+    /// Result rows returned to the guest.
+    Rows,
+    /// Result bytes (rows and datasets) returned to the guest.
+    ResultBytes,
+    /// Size of one statement's text.
+    StatementSize,
+    /// Number of log lines.
+    LogLines,
 }
 
 impl std::fmt::Display for Limit {
@@ -263,6 +283,11 @@ impl std::fmt::Display for Limit {
             Limit::Fuel => "fuel",
             Limit::Memory => "memory",
             Limit::Deadline => "deadline",
+            Limit::Statements => "statements",
+            Limit::Rows => "rows",
+            Limit::ResultBytes => "result bytes",
+            Limit::StatementSize => "statement size",
+            Limit::LogLines => "log lines",
         })
     }
 }

@@ -12,7 +12,7 @@ use crate::graph::{GraphDb, target_key};
 use crate::ledger::{Attempt, Direction, Finish, Outcome, SqliteLedger, State, fold_state};
 use crate::migration::{Checksum, Migration, Version};
 use crate::reporter::{AppliedSummary, Reporter};
-use crate::wasm::{LoadedComponent, Sandbox, Step};
+use crate::wasm::{GuestRecord, LoadedComponent, Sandbox, Step};
 
 /// Options of `graphmig run`.
 #[derive(Debug, Clone, Default)]
@@ -198,11 +198,16 @@ impl Runner {
             }
             let component = sandbox.load(migration.path(), &bytes)?;
             sandbox
-                .describe(&component, &self.config.limits, self.reporter.clone())
+                .describe(
+                    &component,
+                    self.config.settings_for(migration.version()),
+                    self.reporter.clone(),
+                )
                 .await?;
             loaded.push(component);
         }
 
+        let datasets = self.open_datasets()?;
         let db = GraphDb::connect(&self.config.database).await?;
         self.reporter.connected(&target, db.agent());
         self.reporter.plan(&pending);
@@ -217,7 +222,15 @@ impl Runner {
                 self.reporter.retrying_interrupted(migration);
             }
             let applied = self
-                .apply(&db, &sandbox, &mut ledger, &target, migration, component)
+                .apply(
+                    &db,
+                    &sandbox,
+                    &mut ledger,
+                    &target,
+                    migration,
+                    component,
+                    datasets.clone(),
+                )
                 .await?;
             report.applied.push(applied);
         }
@@ -283,6 +296,20 @@ impl Runner {
         Ok(pending)
     }
 
+    /// The data folder as a capability, if the project has one.
+    fn open_datasets(&self) -> Result<Option<Arc<cap_std::fs::Dir>>, Error> {
+        if !self.config.data_dir.is_dir() {
+            return Ok(None);
+        }
+        cap_std::fs::Dir::open_ambient_dir(&self.config.data_dir, cap_std::ambient_authority())
+            .map(|dir| Some(Arc::new(dir)))
+            .map_err(|e| Error::ConfigInvalid {
+                path: self.config.data_dir.clone(),
+                message: format!("cannot open the data folder: {e}"),
+            })
+    }
+
+    #[allow(clippy::too_many_arguments)]
     async fn apply(
         &self,
         db: &GraphDb,
@@ -291,6 +318,7 @@ impl Runner {
         target: &str,
         migration: &Migration,
         component: &LoadedComponent,
+        datasets: Option<Arc<cap_std::fs::Dir>>,
     ) -> Result<AppliedMigration, Error> {
         self.reporter.migration_started(migration);
         let started = Instant::now();
@@ -311,7 +339,7 @@ impl Runner {
                     statements: 0,
                     error: Some(e.to_string()),
                 };
-                ledger.finish_attempt(attempt, &finish, &[])?;
+                ledger.finish_attempt(attempt, &finish, &GuestRecord::default())?;
                 return Err(e);
             }
         };
@@ -320,7 +348,8 @@ impl Runner {
                 component,
                 Step::Up,
                 txn,
-                &self.config.limits,
+                self.config.settings_for(migration.version()),
+                datasets,
                 self.reporter.clone(),
                 migration.label(),
             )
@@ -335,7 +364,7 @@ impl Runner {
                     statements: 0,
                     error: Some(e.to_string()),
                 };
-                ledger.finish_attempt(attempt, &finish, &[])?;
+                ledger.finish_attempt(attempt, &finish, &GuestRecord::default())?;
                 return Err(e);
             }
         };
@@ -371,7 +400,7 @@ impl Runner {
             statements: run.statements,
             error: outcome.as_ref().err().map(|cause| cause.to_string()),
         };
-        ledger.finish_attempt(attempt, &finish, &run.logs)?;
+        ledger.finish_attempt(attempt, &finish, &run.record)?;
         match outcome {
             Ok(()) => {
                 let summary = AppliedSummary {

@@ -3,5 +3,6 @@
 
 mod bad_input;
 mod failures;
+mod hostile;
 mod quickstart;
 mod support;

@@ -225,6 +225,22 @@ impl Project {
         .expect("write graphmig.toml");
     }
 
+    /// Appends TOML (sections after `[limits]`) to the project's configuration.
+    pub fn write_extra_config(&self, extra: &str) {
+        if extra.is_empty() {
+            return;
+        }
+        let path = self.dir.path().join("graphmig.toml");
+        let mut text = std::fs::read_to_string(&path).expect("read config");
+        // A fresh [limits] table would clash with the empty one already there.
+        if let Some(rest) = extra.strip_prefix("[limits]\n") {
+            text = text.replace("[limits]\n", &format!("[limits]\n{rest}"));
+        } else {
+            text.push_str(extra);
+        }
+        std::fs::write(path, text).expect("write config");
+    }
+
     pub fn migrations(&self) -> PathBuf {
         self.dir.path().join("migrations")
     }

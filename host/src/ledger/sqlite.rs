@@ -8,6 +8,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use super::{Attempt, Direction, Finish, Outcome};
 use crate::error::Error;
 use crate::migration::{Checksum, Migration, Version};
+use crate::wasm::GuestRecord;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS ledger_meta (
@@ -30,6 +31,26 @@ CREATE TABLE IF NOT EXISTS attempts (
     error         TEXT
 );
 CREATE INDEX IF NOT EXISTS attempts_by_target ON attempts (target, id);
+CREATE TABLE IF NOT EXISTS statements (
+    attempt_id  INTEGER NOT NULL REFERENCES attempts (id),
+    seq         INTEGER NOT NULL,
+    query       TEXT    NOT NULL,
+    params      TEXT    NOT NULL,
+    duration_us INTEGER NOT NULL,
+    rows        INTEGER NOT NULL,
+    outcome     TEXT    NOT NULL CHECK (outcome IN ('ok', 'error', 'denied', 'skipped')),
+    code        TEXT,
+    message     TEXT,
+    PRIMARY KEY (attempt_id, seq)
+);
+CREATE TABLE IF NOT EXISTS dataset_reads (
+    attempt_id INTEGER NOT NULL REFERENCES attempts (id),
+    seq        INTEGER NOT NULL,
+    path       TEXT    NOT NULL,
+    sha256     TEXT    NOT NULL,
+    bytes      INTEGER NOT NULL,
+    PRIMARY KEY (attempt_id, seq)
+);
 CREATE TABLE IF NOT EXISTS guest_logs (
     attempt_id INTEGER NOT NULL REFERENCES attempts (id),
     seq        INTEGER NOT NULL,
@@ -146,12 +167,12 @@ impl SqliteLedger {
         Ok(self.conn.last_insert_rowid())
     }
 
-    /// Records how attempt `id` ended, with the guest's log lines.
+    /// Records how attempt `id` ended, with what the guest did.
     pub fn finish_attempt(
         &mut self,
         id: i64,
         finish: &Finish,
-        logs: &[(String, String)],
+        record: &GuestRecord,
     ) -> Result<(), Error> {
         let path = self.path.clone();
         let err = |e: rusqlite::Error| Error::ledger(&path, e);
@@ -177,9 +198,46 @@ impl SqliteLedger {
                     "INSERT INTO guest_logs (attempt_id, seq, level, message) VALUES (?1, ?2, ?3, ?4)",
                 )
                 .map_err(err)?;
-            for (seq, (level, message)) in logs.iter().enumerate() {
+            for (seq, (level, message)) in record.logs.iter().enumerate() {
                 insert
                     .execute(params![id, seq as i64, level, message])
+                    .map_err(err)?;
+            }
+            let mut insert = tx
+                .prepare(
+                    "INSERT INTO statements (attempt_id, seq, query, params, duration_us, rows, outcome, code, message)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                )
+                .map_err(err)?;
+            for entry in &record.journal {
+                insert
+                    .execute(params![
+                        id,
+                        entry.seq,
+                        entry.query,
+                        entry.params,
+                        entry.duration_us as i64,
+                        entry.rows as i64,
+                        entry.outcome.as_str(),
+                        entry.code,
+                        entry.message,
+                    ])
+                    .map_err(err)?;
+            }
+            let mut insert = tx
+                .prepare(
+                    "INSERT INTO dataset_reads (attempt_id, seq, path, sha256, bytes) VALUES (?1, ?2, ?3, ?4, ?5)",
+                )
+                .map_err(err)?;
+            for (seq, read) in record.dataset_reads.iter().enumerate() {
+                insert
+                    .execute(params![
+                        id,
+                        seq as i64,
+                        read.path,
+                        read.sha256.as_str(),
+                        read.bytes as i64
+                    ])
                     .map_err(err)?;
             }
         }

@@ -1,37 +1,76 @@
 //! The host side of the `context` interface: Cypher inside the migration's
-//! transaction, and logging.
+//! transaction under the policy and limits, datasets, and logging.
 
+use std::io::Read;
 use std::sync::Arc;
+use std::time::Instant;
 
+use neo4rs::BoltType;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::WasiCtx;
 
 use super::bindings::graphmig::migration::{context, types};
 use super::limits::MemoryLimiter;
 use super::values::{bolt_to_value, value_to_bolt};
-use crate::error::FailedStatement;
+use crate::config::MigrationSettings;
+use crate::error::{FailedStatement, Limit};
 use crate::graph::{GraphError, GraphErrorKind, GraphTxn};
+use crate::journal::{DatasetRead, JournalEntry, StatementOutcome, summarize_params};
+use crate::migration::Checksum;
 use crate::reporter::{LogLevel, Reporter};
 
-/// Per-instance state: WASI (granting nothing), limits, and the open transaction.
+/// Longest log line kept; longer ones are cut.
+const MAX_LOG_LINE: usize = 8 * 1024;
+
+/// A limit the guest hit inside a host call; it becomes a trap that stops it.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{limit} limit exceeded: {detail}")]
+pub struct LimitTrap {
+    /// Which limit.
+    pub limit: Limit,
+    /// What was used or asked for.
+    pub detail: String,
+}
+
+/// Per-instance state: WASI (granting nothing), limits, policy, the open
+/// transaction, and what the guest did.
 pub struct GuestState {
     pub(super) wasi: WasiCtx,
     pub(super) table: ResourceTable,
     pub(super) limiter: MemoryLimiter,
+    settings: MigrationSettings,
     txn: Option<GraphTxn>,
-    statements: u32,
+    datasets: Option<Arc<cap_std::fs::Dir>>,
     doomed: Option<FailedStatement>,
+    journal: Vec<JournalEntry>,
+    dataset_reads: Vec<DatasetRead>,
     logs: Vec<(String, String)>,
+    rows_returned: u64,
+    bytes_returned: u64,
     reporter: Arc<dyn Reporter>,
     label: String,
 }
 
+/// What a finished guest leaves behind for the ledger.
+#[derive(Debug, Default)]
+pub struct GuestRecord {
+    /// Every statement, allowed or denied.
+    pub journal: Vec<JournalEntry>,
+    /// Every dataset read.
+    pub dataset_reads: Vec<DatasetRead>,
+    /// Log lines: level and message.
+    pub logs: Vec<(String, String)>,
+}
+
 impl GuestState {
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn new(
         wasi: WasiCtx,
         table: ResourceTable,
         limiter: MemoryLimiter,
+        settings: MigrationSettings,
         txn: Option<GraphTxn>,
+        datasets: Option<Arc<cap_std::fs::Dir>>,
         reporter: Arc<dyn Reporter>,
         label: String,
     ) -> Self {
@@ -39,10 +78,15 @@ impl GuestState {
             wasi,
             table,
             limiter,
+            settings,
             txn,
-            statements: 0,
+            datasets,
             doomed: None,
+            journal: Vec::new(),
+            dataset_reads: Vec::new(),
             logs: Vec::new(),
+            rows_returned: 0,
+            bytes_returned: 0,
             reporter,
             label,
         }
@@ -57,19 +101,53 @@ impl GuestState {
     }
 
     pub(super) fn statements(&self) -> u32 {
-        self.statements
+        self.journal.len() as u32
     }
 
-    pub(super) fn take_logs(&mut self) -> Vec<(String, String)> {
-        std::mem::take(&mut self.logs)
+    pub(super) fn take_record(&mut self) -> GuestRecord {
+        GuestRecord {
+            journal: std::mem::take(&mut self.journal),
+            dataset_reads: std::mem::take(&mut self.dataset_reads),
+            logs: std::mem::take(&mut self.logs),
+        }
     }
 
-    fn refuse(code: &str, kind: types::GraphErrorKind, message: String) -> types::GraphError {
+    fn host_error(code: &str, kind: types::GraphErrorKind, message: String) -> types::GraphError {
         types::GraphError {
             kind,
             code: code.to_string(),
             message,
         }
+    }
+
+    fn limit(limit: Limit, detail: String) -> wasmtime::Error {
+        wasmtime::Error::from(LimitTrap { limit, detail })
+    }
+
+    /// Counts result rows and bytes against the limits.
+    fn charge(&mut self, rows: u64, bytes: u64) -> wasmtime::Result<()> {
+        self.rows_returned += rows;
+        self.bytes_returned += bytes;
+        let limits = &self.settings.limits;
+        if self.rows_returned > limits.rows {
+            return Err(Self::limit(
+                Limit::Rows,
+                format!(
+                    "{} rows returned; the limit is {}",
+                    self.rows_returned, limits.rows
+                ),
+            ));
+        }
+        if self.bytes_returned > limits.result_bytes {
+            return Err(Self::limit(
+                Limit::ResultBytes,
+                format!(
+                    "{} bytes returned; the limit is {}",
+                    self.bytes_returned, limits.result_bytes
+                ),
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -87,6 +165,25 @@ fn to_wit_error(error: &GraphError) -> types::GraphError {
     }
 }
 
+/// Approximate size of a result, for the result-bytes limit.
+fn bolt_size(value: &BoltType) -> u64 {
+    match value {
+        BoltType::String(s) => s.value.len() as u64 + 8,
+        BoltType::Bytes(b) => b.value.len() as u64 + 8,
+        BoltType::List(l) => 8 + l.value.iter().map(bolt_size).sum::<u64>(),
+        BoltType::Map(m) => {
+            8 + m
+                .value
+                .iter()
+                .map(|(k, v)| k.value.len() as u64 + bolt_size(v))
+                .sum::<u64>()
+        }
+        BoltType::Node(n) => 16 + bolt_size(&BoltType::Map(n.properties.clone())),
+        BoltType::Relation(r) => 32 + bolt_size(&BoltType::Map(r.properties.clone())),
+        _ => 8,
+    }
+}
+
 impl types::Host for GuestState {}
 
 impl context::Host for GuestState {
@@ -95,31 +192,52 @@ impl context::Host for GuestState {
         query: String,
         params: Vec<(String, types::Value)>,
     ) -> wasmtime::Result<Result<types::QueryResult, types::GraphError>> {
-        self.statements += 1;
-        let index = self.statements;
+        let index = self.journal.len() as u32 + 1;
+        let limits = self.settings.limits;
+        if index > limits.statements {
+            return Err(Self::limit(
+                Limit::Statements,
+                format!("statement #{index}; the limit is {}", limits.statements),
+            ));
+        }
+        if query.len() > limits.statement_bytes {
+            return Err(Self::limit(
+                Limit::StatementSize,
+                format!(
+                    "statement #{index} has {} bytes; the limit is {}",
+                    query.len(),
+                    limits.statement_bytes
+                ),
+            ));
+        }
+        let started = Instant::now();
+        let mut entry = JournalEntry::new(index, &query, summarize_params(&params));
+
         if let Some(failed) = &self.doomed {
-            return Ok(Err(Self::refuse(
+            let error = Self::host_error(
                 "graphmig.TransactionDoomed",
                 types::GraphErrorKind::Other,
                 format!(
                     "statement #{} already failed ({}); the transaction will be rolled back",
                     failed.index, failed.code
                 ),
-            )));
+            );
+            self.journal.push(entry.finish(
+                started,
+                StatementOutcome::Skipped,
+                Some(&error.code),
+                Some(&error.message),
+                0,
+            ));
+            return Ok(Err(error));
         }
-        let Some(txn) = self.txn.as_mut() else {
-            return Ok(Err(Self::refuse(
-                "graphmig.NoTransaction",
-                types::GraphErrorKind::Forbidden,
-                "run-cypher is not available while the host reads metadata".into(),
-            )));
-        };
+
         let mut bolt_params = Vec::with_capacity(params.len());
         for (name, value) in &params {
             match value_to_bolt(value) {
                 Ok(bolt) => bolt_params.push((name.clone(), bolt)),
                 Err(e) => {
-                    let error = Self::refuse(
+                    let error = Self::host_error(
                         "graphmig.InvalidParameter",
                         types::GraphErrorKind::Other,
                         format!("parameter `{name}`: {e}"),
@@ -130,22 +248,87 @@ impl context::Host for GuestState {
                         &error.code,
                         &error.message,
                     ));
+                    self.journal.push(entry.finish(
+                        started,
+                        StatementOutcome::Error,
+                        Some(&error.code),
+                        Some(&error.message),
+                        0,
+                    ));
                     return Ok(Err(error));
                 }
             }
         }
+
+        let string_param = |name: &str| {
+            bolt_params
+                .iter()
+                .find(|(n, _)| n == name)
+                .and_then(|(_, v)| match v {
+                    BoltType::String(s) => Some(s.value.clone()),
+                    _ => None,
+                })
+        };
+        if let Err(denial) = self.settings.policy.check(&query, &string_param) {
+            // A denied statement never reaches the database, so the transaction
+            // stays usable; the guest decides, and the journal keeps the denial.
+            let error = Self::host_error(
+                &denial.code(),
+                types::GraphErrorKind::Forbidden,
+                denial.to_string(),
+            );
+            tracing::warn!(migration = %self.label, statement = index, rule = denial.rule, "statement denied by policy");
+            self.journal.push(entry.finish(
+                started,
+                StatementOutcome::Denied,
+                Some(&error.code),
+                Some(&error.message),
+                0,
+            ));
+            return Ok(Err(error));
+        }
+
+        let Some(txn) = self.txn.as_mut() else {
+            let error = Self::host_error(
+                "graphmig.NoTransaction",
+                types::GraphErrorKind::Forbidden,
+                "run-cypher is not available while the host reads metadata".into(),
+            );
+            self.journal.push(entry.finish(
+                started,
+                StatementOutcome::Denied,
+                Some(&error.code),
+                Some(&error.message),
+                0,
+            ));
+            return Ok(Err(error));
+        };
         tracing::debug!(migration = %self.label, statement = index, query = %query, "run-cypher");
         match txn.run(&query, bolt_params).await {
-            Ok(rows) => Ok(Ok(types::QueryResult {
-                rows: rows
+            Ok(rows) => {
+                let bytes: u64 = rows
                     .iter()
-                    .map(|row| {
-                        row.iter()
-                            .map(|(name, value)| (name.clone(), bolt_to_value(value)))
-                            .collect()
-                    })
-                    .collect(),
-            })),
+                    .flat_map(|row| row.iter().map(|(k, v)| k.len() as u64 + bolt_size(v)))
+                    .sum();
+                self.journal.push(entry.finish(
+                    started,
+                    StatementOutcome::Ok,
+                    None,
+                    None,
+                    rows.len() as u64,
+                ));
+                self.charge(rows.len() as u64, bytes)?;
+                Ok(Ok(types::QueryResult {
+                    rows: rows
+                        .iter()
+                        .map(|row| {
+                            row.iter()
+                                .map(|(name, value)| (name.clone(), bolt_to_value(value)))
+                                .collect()
+                        })
+                        .collect(),
+                }))
+            }
             Err(error) => {
                 self.doomed = Some(super::failed_statement(
                     index,
@@ -153,20 +336,93 @@ impl context::Host for GuestState {
                     &error.code,
                     &error.message,
                 ));
+                self.journal.push(entry.finish(
+                    started,
+                    StatementOutcome::Error,
+                    Some(&error.code),
+                    Some(&error.message),
+                    0,
+                ));
                 Ok(Err(to_wit_error(&error)))
             }
         }
     }
 
     async fn log(&mut self, level: types::LogLevel, message: String) -> wasmtime::Result<()> {
+        if self.logs.len() as u32 >= self.settings.limits.log_lines {
+            return Err(Self::limit(
+                Limit::LogLines,
+                format!("more than {} log lines", self.settings.limits.log_lines),
+            ));
+        }
         let level = match level {
             types::LogLevel::Debug => LogLevel::Debug,
             types::LogLevel::Info => LogLevel::Info,
             types::LogLevel::Warn => LogLevel::Warn,
             types::LogLevel::Error => LogLevel::Error,
         };
+        let mut message = message;
+        if message.len() > MAX_LOG_LINE {
+            let mut cut = MAX_LOG_LINE;
+            while !message.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            message.truncate(cut);
+            message.push_str(" [cut]");
+        }
         self.reporter.guest_log(&self.label, level, &message);
         self.logs.push((level.as_str().to_string(), message));
         Ok(())
+    }
+
+    async fn read_dataset(
+        &mut self,
+        path: String,
+    ) -> wasmtime::Result<Result<Vec<u8>, types::DatasetError>> {
+        let Some(dir) = self.datasets.clone() else {
+            return Ok(Err(types::DatasetError::Forbidden(
+                "the project has no data folder".into(),
+            )));
+        };
+        // cap-std resolves the path inside the folder and refuses `..`, absolute
+        // paths and symbolic links that lead out of it.
+        let file = match dir.open(&path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(Err(types::DatasetError::NotFound(e.to_string())));
+            }
+            Err(e)
+                if e.kind() == std::io::ErrorKind::PermissionDenied
+                    || e.raw_os_error().is_none() =>
+            {
+                return Ok(Err(types::DatasetError::Forbidden(e.to_string())));
+            }
+            Err(e) => return Ok(Err(types::DatasetError::Io(e.to_string()))),
+        };
+        let size = file.metadata().map(|m| m.len()).unwrap_or(0);
+        let remaining = self
+            .settings
+            .limits
+            .result_bytes
+            .saturating_sub(self.bytes_returned);
+        if size > remaining {
+            return Err(Self::limit(
+                Limit::ResultBytes,
+                format!(
+                    "dataset {path} has {size} bytes; {remaining} bytes of the result limit remain"
+                ),
+            ));
+        }
+        let mut bytes = Vec::with_capacity(size as usize);
+        if let Err(e) = file.into_std().take(remaining).read_to_end(&mut bytes) {
+            return Ok(Err(types::DatasetError::Io(e.to_string())));
+        }
+        self.charge(0, bytes.len() as u64)?;
+        self.dataset_reads.push(DatasetRead {
+            path,
+            sha256: Checksum::of(&bytes),
+            bytes: bytes.len() as u64,
+        });
+        Ok(Ok(bytes))
     }
 }

@@ -15,13 +15,13 @@ use wasmtime::{Engine, Store, Trap};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-use crate::config::Limits;
+use crate::config::{Grants, Limits, MigrationSettings};
 use crate::error::{Error, FailedStatement, FailureCause, Limit};
 use crate::graph::GraphTxn;
 use crate::reporter::Reporter;
 use bindings::Migration as MigrationWorld;
 use bindings::exports::graphmig::migration::lifecycle::{Metadata, RollbackPolicy};
-pub use host_context::GuestState;
+pub use host_context::{GuestRecord, GuestState, LimitTrap};
 use limits::MemoryLimiter;
 
 /// The export every migration component must have.
@@ -32,6 +32,78 @@ const EPOCH_TICK: Duration = Duration::from_millis(10);
 
 /// Bytes of guest stderr kept for error messages (a panic message lives there).
 const STDERR_CAPTURE: usize = 64 * 1024;
+
+/// Imports a migration may have: its context, and the WASI interfaces that the
+/// guest languages' standard libraries import and that graphmig serves without
+/// granting anything (no environment, no preopened folders, frozen clocks).
+const ALLOWED_IMPORTS: &[&str] = &[
+    "graphmig:migration/",
+    "wasi:cli/environment@",
+    "wasi:cli/exit@",
+    "wasi:cli/stdin@",
+    "wasi:cli/stdout@",
+    "wasi:cli/stderr@",
+    "wasi:cli/terminal-",
+    "wasi:io/",
+    "wasi:clocks/",
+    "wasi:random/",
+    "wasi:filesystem/",
+];
+
+/// Seconds since the Unix epoch that a migration without the clock grant sees:
+/// 2020-01-01T00:00:00Z, always.
+const FROZEN_WALL_CLOCK_SECS: u64 = 1_577_836_800;
+
+struct FrozenWallClock;
+
+impl wasmtime_wasi::HostWallClock for FrozenWallClock {
+    fn resolution(&self) -> Duration {
+        Duration::from_secs(1)
+    }
+    fn now(&self) -> Duration {
+        Duration::from_secs(FROZEN_WALL_CLOCK_SECS)
+    }
+}
+
+struct FrozenMonotonicClock;
+
+impl wasmtime_wasi::HostMonotonicClock for FrozenMonotonicClock {
+    fn resolution(&self) -> u64 {
+        1_000_000_000
+    }
+    fn now(&self) -> u64 {
+        0
+    }
+}
+
+/// A fixed pseudo-random stream (xorshift), the same on every run.
+fn repeatable_random() -> wasmtime_wasi::Deterministic {
+    let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
+    let bytes = (0..8192)
+        .flat_map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state.to_le_bytes()
+        })
+        .collect();
+    wasmtime_wasi::Deterministic::new(bytes)
+}
+
+fn wasi_context(grants: Grants, stderr: &MemoryOutputPipe) -> WasiCtx {
+    let mut builder = WasiCtx::builder();
+    builder.stderr(stderr.clone());
+    if !grants.clock {
+        builder.wall_clock(FrozenWallClock);
+        builder.monotonic_clock(FrozenMonotonicClock);
+    }
+    if !grants.random {
+        builder.secure_random(repeatable_random());
+        builder.insecure_random(repeatable_random());
+        builder.insecure_random_seed(0x5eed);
+    }
+    builder.build()
+}
 
 /// The WebAssembly engine and linker, shared by every migration of a run.
 pub struct Sandbox {
@@ -87,8 +159,8 @@ pub struct StepRun {
     pub fuel_consumed: u64,
     /// Statements the guest ran.
     pub statements: u32,
-    /// The guest's log lines: level and message.
-    pub logs: Vec<(String, String)>,
+    /// The statement journal, dataset reads and log lines.
+    pub record: GuestRecord,
     /// Wall-clock time of the call.
     pub elapsed: Duration,
 }
@@ -142,6 +214,21 @@ impl Sandbox {
                 message: root_message(&e),
             })?;
         let ty = component.component_type();
+        let forbidden: Vec<&str> = ty
+            .imports(&self.engine)
+            .map(|(name, _)| name)
+            .filter(|name| {
+                !ALLOWED_IMPORTS
+                    .iter()
+                    .any(|prefix| name.starts_with(prefix))
+            })
+            .collect();
+        if !forbidden.is_empty() {
+            return Err(Error::ForbiddenImports {
+                path: path.to_path_buf(),
+                imports: forbidden.join(", "),
+            });
+        }
         if ty.get_export(&self.engine, LIFECYCLE_EXPORT).is_none() {
             let found: Vec<&str> = ty.exports(&self.engine).map(|(name, _)| name).collect();
             return Err(Error::WrongWorld {
@@ -162,20 +249,24 @@ impl Sandbox {
 
     fn store(
         &self,
-        limits: &Limits,
+        settings: &MigrationSettings,
         txn: Option<GraphTxn>,
+        datasets: Option<Arc<cap_std::fs::Dir>>,
         reporter: Arc<dyn Reporter>,
         label: String,
     ) -> Result<(Store<GuestState>, MemoryOutputPipe), Error> {
         let stderr = MemoryOutputPipe::new(STDERR_CAPTURE);
         // No environment, arguments, preopened folders or network: a migration
         // reaches the world only through the context interface.
-        let wasi = WasiCtx::builder().stderr(stderr.clone()).build();
+        let wasi = wasi_context(settings.grants, &stderr);
+        let limits = &settings.limits;
         let state = GuestState::new(
             wasi,
             ResourceTable::new(),
             MemoryLimiter::new(limits.memory_bytes),
+            settings.clone(),
             txn,
+            datasets,
             reporter,
             label,
         );
@@ -194,11 +285,12 @@ impl Sandbox {
     pub async fn describe(
         &self,
         loaded: &LoadedComponent,
-        limits: &Limits,
+        settings: &MigrationSettings,
         reporter: Arc<dyn Reporter>,
     ) -> Result<Described, Error> {
         let label = loaded.path.display().to_string();
-        let (mut store, stderr) = self.store(limits, None, reporter, label)?;
+        let limits = &settings.limits;
+        let (mut store, stderr) = self.store(settings, None, None, reporter, label)?;
         let instance = self.instantiate(&mut store, loaded).await?;
         let metadata: Metadata = instance
             .graphmig_migration_lifecycle()
@@ -230,20 +322,24 @@ impl Sandbox {
             })
     }
 
-    /// Runs `step` of the component with `txn` as its transaction, under `limits`.
+    /// Runs `step` of the component with `txn` as its transaction, under the
+    /// limits, policy and grants of `settings`.
     ///
     /// Never commits: the caller decides from `StepRun::result`.
+    #[allow(clippy::too_many_arguments)]
     pub async fn run_step(
         &self,
         loaded: &LoadedComponent,
         step: Step,
         txn: GraphTxn,
-        limits: &Limits,
+        settings: &MigrationSettings,
+        datasets: Option<Arc<cap_std::fs::Dir>>,
         reporter: Arc<dyn Reporter>,
         label: String,
     ) -> Result<StepRun, Error> {
         let started = Instant::now();
-        let (mut store, stderr) = self.store(limits, Some(txn), reporter, label)?;
+        let limits = &settings.limits;
+        let (mut store, stderr) = self.store(settings, Some(txn), datasets, reporter, label)?;
         let instance = match self.instantiate(&mut store, loaded).await {
             Ok(instance) => instance,
             Err(e) => {
@@ -256,9 +352,26 @@ impl Sandbox {
             }
         };
         let lifecycle = instance.graphmig_migration_lifecycle();
-        let call = match step {
-            Step::Up => lifecycle.call_up(&mut store).await,
-            Step::Down => lifecycle.call_down(&mut store).await,
+        // The epoch deadline stops guest code; this timeout also covers time spent
+        // waiting on the database inside host calls.
+        let call = {
+            let call = async {
+                match step {
+                    Step::Up => lifecycle.call_up(&mut store).await,
+                    Step::Down => lifecycle.call_down(&mut store).await,
+                }
+            };
+            tokio::time::timeout(limits.deadline + EPOCH_TICK * 10, call).await
+        };
+        let call = match call {
+            Ok(call) => call,
+            Err(_elapsed) => Err(wasmtime::Error::from(LimitTrap {
+                limit: Limit::Deadline,
+                detail: format!(
+                    "still running after {} s (waiting on the database)",
+                    limits.deadline.as_secs_f64()
+                ),
+            })),
         };
         let fuel_consumed = limits.fuel.saturating_sub(store.get_fuel().unwrap_or(0));
         let result = match call {
@@ -278,7 +391,7 @@ impl Sandbox {
             txn: state.take_txn(),
             fuel_consumed,
             statements: state.statements(),
-            logs: state.take_logs(),
+            record: state.take_record(),
             elapsed: started.elapsed(),
         })
     }
@@ -318,6 +431,12 @@ fn classify_failure(
     limits: &Limits,
     stderr: &MemoryOutputPipe,
 ) -> FailureCause {
+    if let Some(trap) = error.downcast_ref::<LimitTrap>() {
+        return FailureCause::LimitExceeded {
+            limit: trap.limit,
+            detail: trap.detail.clone(),
+        };
+    }
     if let Some(denied) = store.data().limiter.denied() {
         return FailureCause::LimitExceeded {
             limit: Limit::Memory,

@@ -1,0 +1,135 @@
+//! What a migration did, statement by statement: the journal kept in the ledger.
+
+use std::time::Instant;
+
+use crate::migration::Checksum;
+use crate::wasm::bindings::graphmig::migration::types::{Value, ValueNode};
+
+/// Longest statement text kept in the journal; longer ones are cut and marked.
+const MAX_JOURNAL_QUERY: usize = 4 * 1024;
+
+/// How a statement ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatementOutcome {
+    /// Ran.
+    Ok,
+    /// The database refused it.
+    Error,
+    /// The policy refused it; it never reached the database.
+    Denied,
+    /// Not sent: an earlier statement had already doomed the transaction.
+    Skipped,
+}
+
+impl StatementOutcome {
+    /// Lowercase name, as stored.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StatementOutcome::Ok => "ok",
+            StatementOutcome::Error => "error",
+            StatementOutcome::Denied => "denied",
+            StatementOutcome::Skipped => "skipped",
+        }
+    }
+}
+
+/// One statement of a migration.
+#[derive(Debug, Clone)]
+pub struct JournalEntry {
+    /// Position among the migration's statements, from 1.
+    pub seq: u32,
+    /// Its text (cut to 4 KiB).
+    pub query: String,
+    /// Parameter names and shapes, never their values.
+    pub params: String,
+    /// Time it took.
+    pub duration_us: u64,
+    /// Rows it returned.
+    pub rows: u64,
+    /// How it ended.
+    pub outcome: StatementOutcome,
+    /// The error code, if any.
+    pub code: Option<String>,
+    /// The error message, if any.
+    pub message: Option<String>,
+}
+
+impl JournalEntry {
+    /// Starts an entry for statement `seq`.
+    pub fn new(seq: u32, query: &str, params: String) -> JournalEntry {
+        let query = if query.len() > MAX_JOURNAL_QUERY {
+            let mut cut = MAX_JOURNAL_QUERY;
+            while !query.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            format!("{} [cut: {} bytes in all]", &query[..cut], query.len())
+        } else {
+            query.to_string()
+        };
+        JournalEntry {
+            seq,
+            query,
+            params,
+            duration_us: 0,
+            rows: 0,
+            outcome: StatementOutcome::Ok,
+            code: None,
+            message: None,
+        }
+    }
+
+    /// Completes the entry.
+    pub fn finish(
+        &mut self,
+        started: Instant,
+        outcome: StatementOutcome,
+        code: Option<&str>,
+        message: Option<&str>,
+        rows: u64,
+    ) -> JournalEntry {
+        self.duration_us = started.elapsed().as_micros() as u64;
+        self.outcome = outcome;
+        self.code = code.map(str::to_string);
+        self.message = message.map(str::to_string);
+        self.rows = rows;
+        self.clone()
+    }
+}
+
+/// A dataset file a migration read.
+#[derive(Debug, Clone)]
+pub struct DatasetRead {
+    /// Its path under the data folder.
+    pub path: String,
+    /// SHA-256 of what was read.
+    pub sha256: Checksum,
+    /// Its size.
+    pub bytes: u64,
+}
+
+/// Describes parameters without their values (which may be personal data):
+/// `name: string(12), rows: list(1000)`.
+pub fn summarize_params(params: &[(String, Value)]) -> String {
+    params
+        .iter()
+        .map(|(name, value)| format!("{name}: {}", shape(value)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn shape(value: &Value) -> String {
+    match value.nodes.first() {
+        None => "empty".into(),
+        Some(ValueNode::Null) => "null".into(),
+        Some(ValueNode::Boolean(_)) => "boolean".into(),
+        Some(ValueNode::Integer(_)) => "integer".into(),
+        Some(ValueNode::Float(_)) => "float".into(),
+        Some(ValueNode::Text(s)) => format!("string({})", s.chars().count()),
+        Some(ValueNode::Bytes(b)) => format!("bytes({})", b.len()),
+        Some(ValueNode::List(items)) => format!("list({})", items.len()),
+        Some(ValueNode::Map(entries)) => format!("map({})", entries.len()),
+        Some(ValueNode::GraphNode(_)) => "node".into(),
+        Some(ValueNode::GraphRelationship(_)) => "relationship".into(),
+        Some(ValueNode::Other(_)) => "other".into(),
+    }
+}

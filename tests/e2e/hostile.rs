@@ -1,0 +1,417 @@
+//! The hostile-migration suite: migrations that attack the sandbox, each of which
+//! must be contained with the right error, leave the graph unchanged and leave the
+//! runner healthy for the next migration. Prints a table: attack, expected, got.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use crate::support::{Project, graphmig, repo_root, text};
+
+/// What containing an attack looks like.
+enum Expect {
+    /// Stopped by a limit: exit 4 and this text.
+    Limit(&'static str),
+    /// Stopped as a trap: exit 1 and this text.
+    Trap(&'static str),
+    /// Refused before it ran: exit 2 and this text.
+    Refused(&'static str),
+    /// The migration ran and every probe reported `contained`.
+    Contained,
+    /// The migration failed with this text (exit 1).
+    Failed(&'static str),
+}
+
+impl Expect {
+    fn describe(&self) -> String {
+        match self {
+            Expect::Limit(t) => format!("exit 4, {t}"),
+            Expect::Trap(t) => format!("exit 1, {t}"),
+            Expect::Refused(t) => format!("exit 2, {t}"),
+            Expect::Contained => "runs; every probe contained".into(),
+            Expect::Failed(t) => format!("exit 1, {t}"),
+        }
+    }
+}
+
+struct Attack {
+    name: &'static str,
+    fixture: &'static str,
+    config: &'static str,
+    expect: Expect,
+}
+
+const ATTACKS: &[Attack] = &[
+    Attack {
+        name: "infinite loop (fuel)",
+        fixture: "V4__write_then_spin",
+        config: "[limits]\nfuel = 50_000_000\n",
+        expect: Expect::Limit("fuel limit exceeded"),
+    },
+    Attack {
+        name: "infinite loop (wall clock)",
+        fixture: "V4__write_then_spin",
+        config: "[limits]\nfuel = 1_000_000_000_000\ndeadline-secs = 1\n",
+        expect: Expect::Limit("deadline limit exceeded"),
+    },
+    // A Rust guest's stack lives in its linear memory: overflowing it is an
+    // out-of-bounds access, which traps like any other.
+    Attack {
+        name: "deep recursion",
+        fixture: "V20__deep_recursion",
+        config: "",
+        expect: Expect::Trap("trapped"),
+    },
+    Attack {
+        name: "memory bomb",
+        fixture: "V6__memory_bomb",
+        config: "[limits]\nmemory-mib = 32\n",
+        expect: Expect::Limit("memory limit exceeded"),
+    },
+    Attack {
+        name: "16 MiB statement",
+        fixture: "V21__huge_statement",
+        config: "[limits]\nmemory-mib = 128\n",
+        expect: Expect::Limit("statement size limit exceeded"),
+    },
+    Attack {
+        name: "statement flood",
+        fixture: "V22__statement_flood",
+        config: "[limits]\nstatements = 500\n",
+        expect: Expect::Limit("statements limit exceeded"),
+    },
+    Attack {
+        name: "a million log lines",
+        fixture: "V23__log_flood",
+        config: "[limits]\nlog-lines = 1000\n",
+        expect: Expect::Limit("log lines limit exceeded"),
+    },
+    Attack {
+        name: "busy-waiting on the clock",
+        fixture: "V26__clock_busy_wait",
+        config: "[limits]\nfuel = 200_000_000\n",
+        expect: Expect::Limit("fuel limit exceeded"),
+    },
+    Attack {
+        name: "files: /etc/passwd, ../, symlinks",
+        fixture: "V24__probe_files",
+        config: "",
+        expect: Expect::Contained,
+    },
+    Attack {
+        name: "environment, arguments, clock, randomness",
+        fixture: "V25__probe_environment",
+        config: "",
+        expect: Expect::Contained,
+    },
+    Attack {
+        name: "network (imports wasi:sockets)",
+        fixture: "V28__network_probe",
+        config: "",
+        expect: Expect::Refused("wasi:sockets"),
+    },
+    Attack {
+        name: "write in a read-only migration",
+        fixture: "V29__try_write",
+        config: "[migration.V1]\nallow = [\"read\"]\n",
+        expect: Expect::Failed("graphmig.Policy.Write"),
+    },
+    Attack {
+        name: "forbidden Cypher in disguise",
+        fixture: "V27__cypher_disguises",
+        config: "",
+        expect: Expect::Contained,
+    },
+];
+
+/// Statements the default policy must refuse, one per disguise.
+const DISGUISES: &[&str] = &[
+    "CREATE DATABASE evil",
+    "create database evil",
+    "CrEaTe DaTaBaSe evil",
+    "CREATE /* looks harmless */ DATABASE evil",
+    "CREATE // line comment\nDATABASE evil",
+    "CREATE USER mallory SET PASSWORD 'secret123' CHANGE NOT REQUIRED",
+    "GRANT ALL ON DATABASE * TO PUBLIC",
+    "SHOW USERS",
+    "USE system SHOW USERS",
+    "CALL dbms.security.createUser('mallory', 'secret123', false)",
+    "call DBMS.SECURITY.CREATEUSER('mallory', 'secret123', false)",
+    "CALL `dbms`.`security`.`createUser`('mallory', 'secret123', false)",
+    "CALL `dbms.security.createUser`('mallory', 'secret123', false)",
+    "CALL `\\u0064bms`.security.createUser('mallory', 'secret123', false)",
+    "CALL dbms . security . createUser('mallory', 'secret123', false)",
+    "CALL dbms.setConfigValue('db.logs.query.enabled', 'OFF')",
+    "CALL { CALL dbms.killQueries(['x']) } RETURN 1",
+    "CALL apoc.cypher.run('MATCH (n) DETACH DELETE n', {})",
+    "RETURN apoc.cypher.runFirstColumnSingle('MATCH (n) DETACH DELETE n', {}) AS x",
+    "MATCH (n) WITH n LIMIT 1 CALL apoc.periodic.iterate('MATCH (x) RETURN x', 'DETACH DELETE x', {}) YIELD batches RETURN batches",
+    "MATCH (n) RETURN n; MATCH (m) DETACH DELETE m",
+    "MATCH (n) RETURN count(n); DROP DATABASE graphmig",
+    "LOAD CSV FROM 'http://127.0.0.1:9/x.csv' AS r CREATE (:Loaded {v: r[0]})",
+    "LOAD CSV FROM 'ht' + 'tp://127.0.0.1:9/x.csv' AS r RETURN r",
+    "LOAD CSV FROM '\\u0068ttp://127.0.0.1:9/x.csv' AS r RETURN r",
+    "CALL apoc.load.json('http://127.0.0.1:9/x')",
+    "CALL apoc.export.csv.all('/tmp/stolen.csv', {})",
+    "CALL some.unlisted.procedure()",
+];
+
+fn prepare_data(dir: &Path) {
+    let data = dir.join("data");
+    std::fs::create_dir_all(data.join("sub")).expect("data dir");
+    std::fs::write(data.join("allowed.txt"), "fine\n").expect("allowed.txt");
+    std::os::unix::fs::symlink("/", data.join("escape_dir")).expect("symlink dir");
+    std::os::unix::fs::symlink("../graphmig.toml", data.join("escape_file")).expect("symlink file");
+    std::fs::write(data.join("disguises.txt"), DISGUISES.join("\n----\n")).expect("disguises");
+}
+
+fn guest_logs(project: &Project) -> Vec<String> {
+    let conn =
+        rusqlite::Connection::open(project.dir.path().join(".graphmig/ledger.db")).expect("ledger");
+    let mut stmt = conn
+        .prepare("SELECT message FROM guest_logs ORDER BY attempt_id, seq")
+        .expect("prepare");
+    stmt.query_map([], |r| r.get(0))
+        .expect("query")
+        .collect::<Result<_, _>>()
+        .expect("rows")
+}
+
+/// Runs one attack; returns what happened, or why containment failed.
+fn run_attack(attack: &Attack) -> Result<String, String> {
+    let project = Project::new("");
+    project.write_extra_config(attack.config);
+    prepare_data(project.dir.path());
+    project.add("V1__create_first", "V0_1__baseline");
+    let baseline = project.graphmig(&["run"]);
+    if !baseline.status.success() {
+        return Err(format!("baseline failed: {}", text(&baseline)));
+    }
+    let nodes_before = project.db.query("MATCH (n) RETURN count(n) AS n")[0]["n"].as_i64();
+
+    project.add(attack.fixture, "V1__attack");
+    let output = project.graphmig(&["run"]);
+    let out = text(&output);
+    let code = output.status.code();
+    let first_error = out
+        .lines()
+        .find(|l| l.starts_with("error:"))
+        .unwrap_or("")
+        .to_string();
+    let got = match &attack.expect {
+        Expect::Limit(needle)
+        | Expect::Trap(needle)
+        | Expect::Refused(needle)
+        | Expect::Failed(needle) => {
+            let want = match attack.expect {
+                Expect::Limit(_) => 4,
+                Expect::Refused(_) => 2,
+                _ => 1,
+            };
+            if code != Some(want) || !out.contains(needle) {
+                return Err(format!(
+                    "exit {code:?}, wanted {want} with {needle:?}:\n{out}"
+                ));
+            }
+            let cause = first_error
+                .split_once("rolled back: ")
+                .map_or(first_error.trim_start_matches("error: "), |(_, cause)| {
+                    cause
+                });
+            let cause = cause
+                .rsplit_once("/V1__attack.wasm ")
+                .map_or(cause, |(_, rest)| rest);
+            format!(
+                "exit {want}: {}",
+                cause.chars().take(100).collect::<String>()
+            )
+        }
+        Expect::Contained => {
+            if code != Some(0) || out.contains("ESCAPED") {
+                return Err(format!("not contained (exit {code:?}):\n{out}"));
+            }
+            let logs = guest_logs(&project);
+            let contained = logs
+                .iter()
+                .filter(|l| l.contains("contained") || l.starts_with("DENIED"))
+                .count();
+            format!("ran; {contained} probes contained")
+        }
+    };
+    if project.db.count("Doomed") != 0 {
+        return Err("the attack's writes are visible".into());
+    }
+    if attack.fixture != "V27__cypher_disguises" {
+        let nodes_after = project.db.query("MATCH (n) RETURN count(n) AS n")[0]["n"].as_i64();
+        if nodes_before != nodes_after {
+            return Err(format!(
+                "node count changed from {nodes_before:?} to {nodes_after:?}"
+            ));
+        }
+    } else if project.db.count("First") != 1 || project.db.count("Survivor") != 1 {
+        return Err("the disguised statements changed the graph".into());
+    }
+
+    // The runner is healthy: with the attack gone (or applied), the next migration runs.
+    if !matches!(attack.expect, Expect::Contained) {
+        std::fs::remove_file(project.migrations().join("V1__attack.wasm")).expect("remove attack");
+    }
+    project.add("V1__create_first", "V2__next");
+    let next = project.graphmig(&["run"]);
+    if !next.status.success() || project.db.count("First") != 2 {
+        return Err(format!("the next migration did not apply: {}", text(&next)));
+    }
+    Ok(got)
+}
+
+#[test]
+fn hostile_migrations_are_contained() {
+    let mut table = String::from("| attack | expected | got |\n|---|---|---|\n");
+    let mut failures = Vec::new();
+    for attack in ATTACKS {
+        let got = match run_attack(attack) {
+            Ok(got) => got,
+            Err(why) => {
+                failures.push(format!("{}: {why}", attack.name));
+                "NOT CONTAINED".into()
+            }
+        };
+        let _ = writeln!(
+            table,
+            "| {} | {} | {} |",
+            attack.name,
+            attack.expect.describe(),
+            got.replace('|', "/")
+        );
+    }
+    write_table(&table);
+    assert!(failures.is_empty(), "{}\n\n{table}", failures.join("\n\n"));
+}
+
+#[test]
+fn forbidden_cypher_is_refused_in_every_disguise() {
+    let project = Project::new("");
+    prepare_data(project.dir.path());
+    project.add("V1__create_first", "V1__create_first");
+    project.add("V27__cypher_disguises", "V2__disguises");
+    let output = project.graphmig(&["run"]);
+    assert!(output.status.success(), "{}", text(&output));
+    let denied: Vec<String> = guest_logs(&project)
+        .into_iter()
+        .filter(|l| l.starts_with("DENIED\t"))
+        .collect();
+    let mut table = String::from("| disguise | expected | got |\n|---|---|---|\n");
+    for line in &denied {
+        let mut parts = line.splitn(3, '\t');
+        let (_, code, statement) = (
+            parts.next(),
+            parts.next().unwrap_or(""),
+            parts.next().unwrap_or(""),
+        );
+        let _ = writeln!(
+            table,
+            "| `{}` | forbidden | {code} |",
+            statement.replace('|', "/")
+        );
+    }
+    write_table(&table);
+    assert_eq!(
+        denied.len(),
+        DISGUISES.len(),
+        "every disguise is denied:\n{table}"
+    );
+    assert!(DISGUISES.len() >= 20);
+
+    // Every denial is journaled, and none reached the database.
+    let conn =
+        rusqlite::Connection::open(project.dir.path().join(".graphmig/ledger.db")).expect("ledger");
+    let journaled: i64 = conn
+        .query_row("SELECT count(*) FROM statements WHERE outcome = 'denied' AND code LIKE 'graphmig.Policy.%'", [], |r| r.get(0))
+        .expect("count");
+    assert_eq!(journaled as usize, DISGUISES.len());
+    assert_eq!(project.db.count("First"), 1, "no DETACH DELETE got through");
+    assert_eq!(project.db.count("Loaded"), 0);
+}
+
+#[test]
+fn the_password_reaches_no_guest_log_ledger_or_output() {
+    let project = Project::new("");
+    prepare_data(project.dir.path());
+    project.add("V25__probe_environment", "V1__probe_environment");
+    project.add("V27__cypher_disguises", "V2__disguises");
+    let password = project.db.server.password.clone();
+    let output = graphmig()
+        .current_dir(project.dir.path())
+        .env("GRAPHMIG_PASSWORD", &password)
+        .env("GRAPHMIG_LOG", "trace")
+        .arg("run")
+        .output()
+        .expect("run");
+    assert!(output.status.success(), "{}", text(&output));
+    assert!(
+        !text(&output).contains(&password),
+        "the password is in the output"
+    );
+    for entry in std::fs::read_dir(project.dir.path().join(".graphmig")).expect("ledger dir") {
+        let path = entry.expect("entry").path();
+        if path.is_file() {
+            let bytes = std::fs::read(&path).expect("read");
+            assert!(
+                !bytes
+                    .windows(password.len())
+                    .any(|w| w == password.as_bytes()),
+                "the password is in {}",
+                path.display()
+            );
+        }
+    }
+    assert!(guest_logs(&project).iter().all(|l| !l.contains(&password)));
+
+    // A wrong password is not echoed either, even with tracing on.
+    let wrong = "wrong-password-7f3a";
+    let output = graphmig()
+        .current_dir(project.dir.path())
+        .env("GRAPHMIG_PASSWORD", wrong)
+        .env("GRAPHMIG_LOG", "trace")
+        .args(["run"])
+        .output()
+        .expect("run");
+    assert!(!text(&output).contains(wrong), "{}", text(&output));
+}
+
+#[test]
+fn randomness_and_clocks_are_repeatable_without_grants() {
+    let fingerprint = || {
+        let project = Project::new("");
+        project.add("V25__probe_environment", "V1__probe_environment");
+        assert!(project.graphmig(&["run"]).status.success());
+        guest_logs(&project)
+            .into_iter()
+            .find(|l| l.starts_with("probe randomness"))
+            .expect("randomness probe logged")
+    };
+    assert_eq!(fingerprint(), fingerprint());
+}
+
+fn write_table(table: &str) {
+    eprintln!("\n{table}");
+    let path = repo_root().join("target/hostile-suite.md");
+    let mut existing = std::fs::read_to_string(&path).unwrap_or_default();
+    existing.push_str(table);
+    existing.push('\n');
+    let _ = std::fs::write(path, existing);
+}
+
+#[test]
+fn granting_the_clock_gives_the_real_time() {
+    let project = Project::new("");
+    project.write_extra_config("[policy]\ngrants = [\"clock\", \"random\"]\n");
+    project.add("V25__probe_environment", "V1__probe_environment");
+    let output = project.graphmig(&["run"]);
+    // The probe reports the real clock as an escape: here it was granted.
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output));
+    assert!(
+        text(&output).contains("real wall clock"),
+        "{}",
+        text(&output)
+    );
+}
