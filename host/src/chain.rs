@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::error::Error;
-use crate::migration::{ArtifactKind, Checksum, Migration, Version};
+use crate::migration::{ArtifactKind, Checksum, Migration, MigrationId, Version};
 
 /// The ordered migrations of a project.
 #[derive(Debug, Clone, Default)]
@@ -14,25 +14,31 @@ pub struct Chain {
 /// A file name that names a migration, split into its parts.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ParsedName {
-    /// The version.
-    pub version: Version,
+    /// The version, or the repeatable description.
+    pub id: MigrationId,
     /// The description, `_` read as spaces.
     pub description: String,
 }
 
-/// Splits `V<version>__<description>` (the stem of a migration file or folder).
+/// Splits `V<version>__<description>` or `R__<description>` (the stem of a
+/// migration file or folder).
 pub fn parse_name(stem: &str) -> Option<ParsedName> {
-    let rest = stem.strip_prefix('V')?;
-    let (version, description) = rest.split_once("__")?;
-    let version = Version::parse(version)?;
-    let description = description.replace('_', " ").trim().to_string();
+    let (id, description) = if let Some(description) = stem.strip_prefix("R__") {
+        let description = description.replace('_', " ").trim().to_string();
+        (MigrationId::Repeatable(description.clone()), description)
+    } else {
+        let rest = stem.strip_prefix('V')?;
+        let (version, description) = rest.split_once("__")?;
+        let version = Version::parse(version)?;
+        (
+            MigrationId::Versioned(version),
+            description.replace('_', " ").trim().to_string(),
+        )
+    };
     if description.is_empty() {
         return None;
     }
-    Some(ParsedName {
-        version,
-        description,
-    })
+    Some(ParsedName { id, description })
 }
 
 impl Chain {
@@ -68,7 +74,7 @@ impl Chain {
                 source,
             })?;
             migrations.push(Migration::new(
-                parsed.version,
+                parsed.id,
                 parsed.description,
                 path,
                 ArtifactKind::Component,
@@ -80,17 +86,13 @@ impl Chain {
 
     /// Orders migrations and refuses duplicate versions.
     pub fn from_migrations(mut migrations: Vec<Migration>) -> Result<Chain, Error> {
-        migrations.sort_by(|a, b| {
-            a.version()
-                .cmp(b.version())
-                .then_with(|| a.path().cmp(b.path()))
-        });
+        migrations.sort_by(|a, b| a.id().cmp(b.id()).then_with(|| a.path().cmp(b.path())));
         if let Some(pair) = migrations
             .windows(2)
-            .find(|pair| pair[0].version() == pair[1].version())
+            .find(|pair| pair[0].id() == pair[1].id())
         {
             return Err(Error::DuplicateVersion {
-                version: pair[0].version().to_string(),
+                version: pair[0].id().to_string(),
                 first: pair[0].path().to_path_buf(),
                 second: pair[1].path().to_path_buf(),
             });
@@ -103,9 +105,9 @@ impl Chain {
         &self.migrations
     }
 
-    /// The migration with this version, if any.
-    pub fn find(&self, version: &Version) -> Option<&Migration> {
-        self.migrations.iter().find(|m| m.version() == version)
+    /// The migration with this identity, if any.
+    pub fn find(&self, id: &MigrationId) -> Option<&Migration> {
+        self.migrations.iter().find(|m| m.id() == id)
     }
 
     /// Number of migrations.
@@ -141,7 +143,7 @@ pub fn source_folders(dir: &Path) -> Result<Vec<(ParsedName, PathBuf)>, Error> {
             folders.push((parsed, path));
         }
     }
-    folders.sort_by(|a, b| a.0.version.cmp(&b.0.version));
+    folders.sort_by(|a, b| a.0.id.cmp(&b.0.id));
     Ok(folders)
 }
 
@@ -152,7 +154,10 @@ mod tests {
     #[test]
     fn parses_names_like_neo4j_migrations() {
         let parsed = parse_name("V1_2__Add_last_name_index").expect("valid");
-        assert_eq!(parsed.version.as_str(), "1_2");
+        assert_eq!(
+            parsed.id,
+            MigrationId::Versioned(Version::parse("1_2").expect("v"))
+        );
         assert_eq!(parsed.description, "Add last name index");
         assert!(parse_name("V1__").is_none());
         assert!(parse_name("v1__x").is_none());
@@ -164,6 +169,7 @@ mod tests {
     fn orders_numerically_and_names_both_files_of_a_duplicate() {
         let dir = tempfile::tempdir().expect("tempdir");
         for name in [
+            "R__refresh.wasm",
             "V10__ten.wasm",
             "V2__two.wasm",
             "V1_1__one_one.wasm",
@@ -175,9 +181,9 @@ mod tests {
         let versions: Vec<_> = chain
             .migrations()
             .iter()
-            .map(|m| m.version().to_string())
+            .map(|m| m.id().to_string())
             .collect();
-        assert_eq!(versions, ["1_1", "2", "10"]);
+        assert_eq!(versions, ["V1_1", "V2", "V10", "R__refresh"]);
 
         std::fs::write(dir.path().join("V02__again.wasm"), b"x").expect("write");
         let err = Chain::discover(dir.path()).expect_err("duplicate");

@@ -7,7 +7,8 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::error::Error;
-use crate::migration::Version;
+use crate::graph::lock::LockSettings;
+use crate::migration::MigrationId;
 use crate::policy::{Class, Policy};
 
 /// The configuration file's name.
@@ -121,8 +122,10 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// Limits, policy and grants of every migration without an override.
     pub defaults: MigrationSettings,
-    /// Per-migration overrides, by version.
-    pub overrides: Vec<(Version, MigrationSettings)>,
+    /// Per-migration overrides.
+    pub overrides: Vec<(MigrationId, MigrationSettings)>,
+    /// The lease lock's timings.
+    pub lock: LockSettings,
     /// Cargo's target folder for building Rust migrations.
     pub build_target_dir: PathBuf,
 }
@@ -145,7 +148,16 @@ struct FileConfig {
     #[serde(default)]
     migration: std::collections::BTreeMap<String, FileOverride>,
     #[serde(default)]
+    lock: FileLock,
+    #[serde(default)]
     build: FileBuild,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct FileLock {
+    ttl_secs: Option<u64>,
+    wait_secs: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -341,11 +353,11 @@ impl Environment for ProcessEnvironment {
 }
 
 impl Config {
-    /// The limits, policy and grants of the migration with `version`.
-    pub fn settings_for(&self, version: &Version) -> &MigrationSettings {
+    /// The limits, policy and grants of the migration `id`.
+    pub fn settings_for(&self, id: &MigrationId) -> &MigrationSettings {
         self.overrides
             .iter()
-            .find(|(v, _)| v == version)
+            .find(|(v, _)| v == id)
             .map_or(&self.defaults, |(_, settings)| settings)
     }
 
@@ -443,12 +455,12 @@ impl Config {
         };
         let mut overrides = Vec::new();
         for (key, section) in file.migration {
-            let version = key
-                .strip_prefix('V')
-                .and_then(Version::parse)
+            let version = (key.starts_with('V') || key.starts_with("R__"))
+                .then(|| MigrationId::parse_key(&key))
+                .flatten()
                 .ok_or_else(|| {
                     invalid(format!(
-                        "[migration.{key}]: the key must be V<version>, such as V3 or V1_2"
+                        "[migration.{key}]: the key must be V<version> or R__<description>, such as V3 or V1_2"
                     ))
                 })?;
             let (limits, policy) = section.split();
@@ -484,6 +496,20 @@ impl Config {
                     .path
                     .unwrap_or_else(|| ".graphmig/ledger.db".into()),
             ),
+            lock: {
+                let defaults = LockSettings::default();
+                let lock = LockSettings {
+                    ttl: file.lock.ttl_secs.map_or(defaults.ttl, Duration::from_secs),
+                    wait: file
+                        .lock
+                        .wait_secs
+                        .map_or(defaults.wait, Duration::from_secs),
+                };
+                if lock.ttl.is_zero() {
+                    return Err(invalid("lock.ttl-secs must be above zero".into()));
+                }
+                lock
+            },
             data_dir: anchor(file.datasets.dir.unwrap_or_else(|| "data".into())),
             defaults,
             overrides,
@@ -572,7 +598,7 @@ mod tests {
             &[],
         )
         .expect("valid");
-        let v = |s| Version::parse(s).expect("version");
+        let v = |s| MigrationId::parse_key(s).expect("version");
         let default = config.settings_for(&v("1"));
         assert_eq!((default.limits.fuel, default.limits.statements), (1000, 5));
         assert!(default.policy.procedure_allowed("apoc.periodic.iterate"));
@@ -591,6 +617,7 @@ mod tests {
         )
         .expect_err("bad key");
         assert!(err.to_string().contains("V<version>"), "{err}");
+        assert!(config.lock.ttl.as_secs() > 0);
         let err = parse(
             "[database]\nname = \"db\"\n[policy]\nallow = [\"everything\"]\n",
             &[],

@@ -32,7 +32,7 @@ pub enum Error {
     },
     /// A `.wasm` file whose name is not `V<version>__<description>.wasm`.
     #[error(
-        "{path}: a migration must be named V<version>__<description>.wasm, with a version of digits separated by `_` or `.`"
+        "{path}: a migration must be named V<version>__<description>.wasm (a version of digits separated by `_` or `.`) or R__<description>.wasm"
     )]
     BadMigrationName {
         /// The file.
@@ -120,41 +120,40 @@ pub enum Error {
         /// What went wrong.
         message: String,
     },
-    /// An applied migration's artifact changed since it was applied.
-    #[error(
-        "V{version} was applied with checksum {recorded}, but {path} now has checksum {found}; restore the applied file, or add a new migration for the change"
-    )]
-    ChecksumMismatch {
-        /// The version.
-        version: String,
-        /// The artifact.
-        path: PathBuf,
-        /// The checksum in the ledger.
-        recorded: String,
-        /// The checksum of the file now.
-        found: String,
-    },
-    /// An applied migration's artifact is gone.
-    #[error(
-        "V{version} ({description}) is applied but its artifact is missing from {dir}; restore it"
-    )]
-    AppliedMigrationMissing {
-        /// The version.
-        version: String,
-        /// Its description in the ledger.
-        description: String,
-        /// The migrations folder.
-        dir: PathBuf,
-    },
     /// A pending migration has a lower version than one already applied.
     #[error(
-        "V{version} is pending but V{head} is already applied; give it a version above V{head}"
+        "V{version} is pending but V{head} is already applied; give it a version above V{head}, or run with --out-of-order"
     )]
     OutOfOrder {
         /// The pending version.
         version: String,
         /// The highest applied version.
         head: String,
+    },
+    /// Another runner holds the lock.
+    #[error(
+        "locked by {owner} since {since} (lease until {expires}); waited {waited_secs} s. If that runner is gone, the lock expires by itself, or remove it with `graphmig unlock`"
+    )]
+    Locked {
+        /// The holder.
+        owner: String,
+        /// When it took the lock.
+        since: String,
+        /// When its lease runs out unless refreshed.
+        expires: String,
+        /// How long this runner waited.
+        waited_secs: u64,
+    },
+    /// The runner lost its lock while running (its lease was taken over).
+    #[error(
+        "the lock was taken over by another runner while this one ran; stopped before the next migration"
+    )]
+    LockLost,
+    /// `verify` found problems; `run` refuses to start.
+    #[error("verify found {} problem(s):\n{}", problems.len(), problems.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n"))]
+    VerifyFailed {
+        /// Each problem, with the way out.
+        problems: Vec<String>,
     },
     /// A migration ran and failed; everything it did was rolled back.
     #[error("{0}")]

@@ -27,5 +27,5 @@ pub use graph::GraphDb;
 pub use ledger::{SqliteLedger, State};
 pub use migration::{Checksum, Migration, Version};
 pub use reporter::{AppliedSummary, Reporter, SilentReporter};
-pub use runner::{Report, RunOptions, Runner, StatusEntry};
+pub use runner::{DryRunMigration, Report, RunOptions, Runner, StatusEntry};
 pub use wasm::Sandbox;

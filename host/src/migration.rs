@@ -78,6 +78,60 @@ impl fmt::Display for Version {
     }
 }
 
+/// What identifies a migration: a version, or for repeatable migrations
+/// (`R__<description>`) the description. Versioned migrations order first.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum MigrationId {
+    /// `V<version>__<description>`: applied once, in version order.
+    Versioned(Version),
+    /// `R__<description>`: applied again whenever its checksum changes, after
+    /// the versioned migrations.
+    Repeatable(String),
+}
+
+impl std::hash::Hash for Version {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.significant().hash(state);
+    }
+}
+
+impl MigrationId {
+    /// The key stored in the ledger and the graph: the version as written, or
+    /// `R__<description>`.
+    pub fn key(&self) -> String {
+        match self {
+            MigrationId::Versioned(v) => v.as_str().to_string(),
+            MigrationId::Repeatable(d) => format!("R__{}", d.replace(' ', "_")),
+        }
+    }
+
+    /// Reads a key written by [`MigrationId::key`], or a user's `V3` / `R__name`.
+    pub fn parse_key(key: &str) -> Option<MigrationId> {
+        if let Some(description) = key.strip_prefix("R__") {
+            return (!description.is_empty())
+                .then(|| MigrationId::Repeatable(description.replace('_', " ")));
+        }
+        Version::parse(key.strip_prefix('V').unwrap_or(key)).map(MigrationId::Versioned)
+    }
+
+    /// The version, for versioned migrations.
+    pub fn version(&self) -> Option<&Version> {
+        match self {
+            MigrationId::Versioned(v) => Some(v),
+            MigrationId::Repeatable(_) => None,
+        }
+    }
+}
+
+impl fmt::Display for MigrationId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            MigrationId::Versioned(v) => write!(f, "V{v}"),
+            MigrationId::Repeatable(d) => write!(f, "R__{}", d.replace(' ', "_")),
+        }
+    }
+}
+
 /// SHA-256 of a migration artifact's bytes, as lowercase hex.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Checksum(String);
@@ -120,7 +174,7 @@ pub enum ArtifactKind {
 /// One migration of the chain, as found on disk.
 #[derive(Debug, Clone)]
 pub struct Migration {
-    version: Version,
+    id: MigrationId,
     description: String,
     path: PathBuf,
     kind: ArtifactKind,
@@ -129,14 +183,14 @@ pub struct Migration {
 
 impl Migration {
     pub(crate) fn new(
-        version: Version,
+        id: MigrationId,
         description: String,
         path: PathBuf,
         kind: ArtifactKind,
         checksum: Checksum,
     ) -> Self {
         Migration {
-            version,
+            id,
             description,
             path,
             kind,
@@ -144,9 +198,14 @@ impl Migration {
         }
     }
 
-    /// Its version.
-    pub fn version(&self) -> &Version {
-        &self.version
+    /// Its identity.
+    pub fn id(&self) -> &MigrationId {
+        &self.id
+    }
+
+    /// Whether it is a repeatable migration.
+    pub fn is_repeatable(&self) -> bool {
+        matches!(self.id, MigrationId::Repeatable(_))
     }
 
     /// Its description, from the file name with `_` read as spaces.
@@ -169,9 +228,12 @@ impl Migration {
         &self.checksum
     }
 
-    /// `V<version> <description>`, for messages.
+    /// `V<version> <description>` (or `R <description>`), for messages.
     pub fn label(&self) -> String {
-        format!("V{} {}", self.version, self.description)
+        match &self.id {
+            MigrationId::Versioned(v) => format!("V{v} {}", self.description),
+            MigrationId::Repeatable(_) => format!("R {}", self.description),
+        }
     }
 }
 
@@ -198,6 +260,19 @@ mod tests {
         for bad in ["", "a", "1__2", "1_", "_1", "1-2", "1 2", "１"] {
             assert!(Version::parse(bad).is_none(), "{bad:?} should be rejected");
         }
+    }
+
+    #[test]
+    fn ids_order_versions_first_and_round_trip_through_keys() {
+        let r = MigrationId::Repeatable("refresh views".into());
+        let ten = MigrationId::Versioned(v("10"));
+        assert!(ten < r);
+        assert_eq!(MigrationId::parse_key(&r.key()), Some(r.clone()));
+        assert_eq!(
+            MigrationId::parse_key("V1_2"),
+            Some(MigrationId::Versioned(v("1.2")))
+        );
+        assert_eq!(r.to_string(), "R__refresh_views");
     }
 
     #[test]

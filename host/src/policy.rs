@@ -69,6 +69,8 @@ pub struct Classification {
     pub functions: Vec<String>,
     /// Sources of `LOAD CSV` clauses.
     pub load_csv: Vec<CsvSource>,
+    /// Names reserved for graphmig's own history and lock (`__Graphmig...`).
+    pub reserved: Vec<String>,
     /// Number of statements in the text.
     pub statements: usize,
 }
@@ -261,6 +263,12 @@ impl Policy {
                     "{} statements in one call; send one statement per run-cypher call",
                     classification.statements
                 ),
+            });
+        }
+        if let Some(name) = classification.reserved.first() {
+            return Err(Denial {
+                rule: "reserved",
+                detail: format!("`{name}` belongs to graphmig's history and lock"),
             });
         }
         if let Some(clause) = classification.admin.first()
@@ -545,6 +553,13 @@ const INDEX_KINDS: &[&str] = &[
 pub fn classify(query: &str) -> Result<Classification, String> {
     let tokens = tokenize(query)?;
     let mut out = Classification::default();
+    for token in &tokens {
+        if let Token::Word(name) | Token::Quoted(name) = token
+            && name.to_ascii_lowercase().starts_with("__graphmig")
+        {
+            out.reserved.push(name.clone());
+        }
+    }
 
     // Statements: top-level `;` separate them; empty ones do not count.
     let mut depth = 0i32;
@@ -1018,6 +1033,17 @@ mod tests {
                 .rule,
             "procedure"
         );
+    }
+
+    #[test]
+    fn graphmig_history_and_lock_are_out_of_reach() {
+        for query in [
+            "MATCH (h:__GraphmigMigration) DETACH DELETE h",
+            "MATCH (l:`__GraphmigLock`) SET l.owner = 'me'",
+            "MATCH (n) WHERE n:__graphmigmigration RETURN n",
+        ] {
+            assert_eq!(deny(query).rule, "reserved", "{query}");
+        }
     }
 
     #[test]

@@ -49,8 +49,16 @@ pub trait Reporter: Send + Sync {
     fn plan(&self, _pending: &[Migration]) {}
     /// Nothing to do.
     fn up_to_date(&self, _applied: usize) {}
-    /// A previous attempt of this migration never finished; it is run again.
-    fn retrying_interrupted(&self, _migration: &Migration) {}
+    /// Another runner holds the lock; this one waits.
+    fn waiting_for_lock(&self, _owner: &str) {}
+    /// History entries applied by other runners were copied into the ledger.
+    fn synced(&self, _entries: usize) {}
+    /// An attempt that never finished was settled from the graph's history.
+    fn resolved_interrupted(&self, _description: &str, _committed: bool) {}
+    /// An audit entry was written (baseline, repair).
+    fn audit(&self, _line: &str) {}
+    /// Something worth knowing that is not an error.
+    fn warning(&self, _message: &str) {}
     /// A migration is starting.
     fn migration_started(&self, _migration: &Migration) {}
     /// A migration committed.

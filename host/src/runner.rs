@@ -1,5 +1,6 @@
-//! Runs the chain: resolve, check the ledger, load every pending component, then
-//! apply each in its own transaction and journal the attempt.
+//! Runs the chain: resolve it, take the lock, bring the ledger level with the
+//! graph's history, verify, load every pending component, then apply each in its
+//! own transaction together with its history entry, and journal the attempt.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -8,24 +9,33 @@ use std::time::Instant;
 use crate::chain::Chain;
 use crate::config::Config;
 use crate::error::{Error, FailureCause, MigrationFailure};
-use crate::graph::{GraphDb, target_key};
-use crate::ledger::{Attempt, Direction, Finish, Outcome, SqliteLedger, State, fold_state};
-use crate::migration::{Checksum, Migration, Version};
+use crate::graph::history::{Fence, HistoryDraft, HistoryEntry};
+use crate::graph::lock::{HeldLock, LockHolder, now_ms};
+use crate::graph::{GraphDb, GraphTxn, target_key};
+use crate::journal::JournalEntry;
+use crate::ledger::{
+    Action, Attempt, CHAIN_ORIGIN, ChainLink, Finish, Folded, Outcome, SqliteLedger, State,
+    chain_hash, fold_state, now_rfc3339,
+};
+use crate::migration::{Checksum, Migration, MigrationId, Version};
 use crate::reporter::{AppliedSummary, Reporter};
 use crate::wasm::{GuestRecord, LoadedComponent, Sandbox, Step};
 
 /// Options of `graphmig run`.
 #[derive(Debug, Clone, Default)]
 pub struct RunOptions {
-    /// Apply migrations up to and including this version only.
+    /// Apply versioned migrations up to and including this version only (and no
+    /// repeatable ones).
     pub target: Option<Version>,
+    /// Allow pending versions below the highest applied one.
+    pub out_of_order: bool,
 }
 
 /// A migration that a run applied.
 #[derive(Debug, Clone)]
 pub struct AppliedMigration {
-    /// Version.
-    pub version: Version,
+    /// Its identity.
+    pub id: MigrationId,
     /// Description.
     pub description: String,
     /// Checksum of the artifact.
@@ -39,13 +49,32 @@ pub struct AppliedMigration {
 pub struct Report {
     /// Migrations applied by this run, in order.
     pub applied: Vec<AppliedMigration>,
+    /// History entries copied from the graph into the ledger first.
+    pub synced: usize,
+}
+
+/// What a dry run found for one migration.
+#[derive(Debug, Clone)]
+pub struct DryRunMigration {
+    /// Its identity.
+    pub id: MigrationId,
+    /// Description.
+    pub description: String,
+    /// Every statement it sent, with outcome, rows and duration.
+    pub statements: Vec<JournalEntry>,
+    /// Fuel consumed.
+    pub fuel_consumed: u64,
+    /// Nodes per label and relationships per type it would add (or remove).
+    pub changes: Vec<(String, i64)>,
+    /// Why it would fail, if it would.
+    pub failure: Option<String>,
 }
 
 /// One migration's line in `graphmig status`.
 #[derive(Debug, Clone)]
 pub struct StatusEntry {
-    /// Version.
-    pub version: Version,
+    /// Its identity.
+    pub id: MigrationId,
     /// Description.
     pub description: String,
     /// Applied, pending, failed or interrupted.
@@ -83,15 +112,59 @@ impl std::fmt::Debug for Runner {
     }
 }
 
-fn group_by_version(attempts: &[Attempt]) -> BTreeMap<Version, Vec<&Attempt>> {
-    let mut grouped: BTreeMap<Version, Vec<&Attempt>> = BTreeMap::new();
+fn group(attempts: &[Attempt]) -> BTreeMap<MigrationId, Vec<&Attempt>> {
+    let mut grouped: BTreeMap<MigrationId, Vec<&Attempt>> = BTreeMap::new();
     for attempt in attempts {
-        grouped
-            .entry(attempt.version.clone())
-            .or_default()
-            .push(attempt);
+        if let Some(id) = &attempt.migration {
+            grouped.entry(id.clone()).or_default().push(attempt);
+        }
     }
     grouped
+}
+
+fn folded<'a>(
+    grouped: &'a BTreeMap<MigrationId, Vec<&'a Attempt>>,
+    id: &MigrationId,
+) -> Folded<'a> {
+    fold_state(grouped.get(id).into_iter().flatten().copied())
+}
+
+/// `user@host`, for the ledger and the graph's history.
+pub fn actor() -> String {
+    let user = std::env::var("USER")
+        .or_else(|_| std::env::var("USERNAME"))
+        .unwrap_or_else(|_| "unknown".into());
+    let host = std::fs::read_to_string("/etc/hostname")
+        .map(|h| h.trim().to_string())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "localhost".into());
+    format!("{user}@{host}")
+}
+
+/// A key unique to one attempt, shared by its ledger row and history entry.
+fn new_attempt_key() -> String {
+    use std::hash::{BuildHasher, RandomState};
+    let a = RandomState::new().hash_one((std::process::id(), now_ms()));
+    let b = RandomState::new().hash_one(a);
+    format!("{a:016x}{b:016x}")
+}
+
+/// Test hook: `GRAPHMIG_TEST_CRASH=before-commit|after-commit` kills the process
+/// at that point, to prove crash recovery. Never set it in production.
+fn crash_point(point: &str) {
+    if std::env::var("GRAPHMIG_TEST_CRASH").is_ok_and(|p| p == point) {
+        std::process::abort();
+    }
+}
+
+/// The hash action a ledger row stands for in the chain (a synced `up` is an `up`).
+fn chain_action(action: Action) -> Action {
+    match action {
+        Action::Sync => Action::Up,
+        other => other,
+    }
 }
 
 impl Runner {
@@ -105,195 +178,726 @@ impl Runner {
         &self.config
     }
 
-    /// The state of every migration on disk or in the ledger. Needs no database.
-    pub fn status(&self) -> Result<Vec<StatusEntry>, Error> {
+    fn target(&self) -> String {
+        target_key(&self.config.database)
+    }
+
+    async fn connect(&self) -> Result<Arc<GraphDb>, Error> {
+        let db = GraphDb::connect(&self.config.database).await?;
+        self.reporter.connected(&self.target(), db.agent());
+        db.ensure_history_schema().await?;
+        Ok(Arc::new(db))
+    }
+
+    async fn lock(&self, db: &Arc<GraphDb>) -> Result<HeldLock, Error> {
+        let owner = format!(
+            "{}:{}/{}",
+            actor(),
+            std::process::id(),
+            &new_attempt_key()[..8]
+        );
+        let reporter = self.reporter.clone();
+        db.acquire_lock(&owner, self.config.lock, &move |holder: &LockHolder| {
+            reporter.waiting_for_lock(&holder.owner)
+        })
+        .await
+    }
+
+    /// The state of every migration on disk or in the ledger. Connects to the
+    /// database only to settle attempts that never finished.
+    pub async fn status(&self) -> Result<Vec<StatusEntry>, Error> {
         let chain = Chain::discover(&self.config.migrations_dir)?;
-        let attempts = match SqliteLedger::open_existing(&self.config.ledger_path)? {
-            Some(ledger) => ledger.attempts(&target_key(&self.config.database))?,
-            None => Vec::new(),
+        let Some(ledger) = SqliteLedger::open_existing(&self.config.ledger_path)? else {
+            return Ok(status_entries(&chain, &[]));
         };
-        let grouped = group_by_version(&attempts);
-        let mut entries: BTreeMap<Version, StatusEntry> = BTreeMap::new();
-        for migration in chain.migrations() {
-            let history = grouped.get(migration.version());
-            let (state, applied) =
-                history.map_or((State::Pending, None), |h| fold_state(h.iter().copied()));
-            let last = history.and_then(|h| h.last());
-            entries.insert(
-                migration.version().clone(),
-                StatusEntry {
-                    version: migration.version().clone(),
-                    description: migration.description().to_string(),
-                    state,
-                    checksum: migration.checksum().clone(),
-                    applied_at: applied.and_then(|a| a.finished_at.clone()),
-                    duration_ms: applied.and_then(|a| a.duration_ms),
-                    fuel_consumed: applied.and_then(|a| a.fuel_consumed),
-                    statements: applied.and_then(|a| a.statements),
-                    error: match state {
-                        State::Failed => last.and_then(|a| a.error.clone()),
-                        _ => None,
-                    },
-                    checksum_changed: applied.is_some_and(|a| &a.checksum != migration.checksum()),
-                    missing: false,
-                },
-            );
+        let mut attempts = ledger.attempts(&self.target())?;
+        if attempts.iter().any(|a| a.outcome == Outcome::Running) {
+            match GraphDb::connect(&self.config.database).await {
+                Ok(db) => {
+                    let live = db
+                        .lock_holder()
+                        .await?
+                        .is_some_and(|h| h.expires_at > now_ms());
+                    // A live lock means a runner is at work: its row is running, not
+                    // interrupted, and is left alone.
+                    if !live {
+                        let history = db.read_history().await?;
+                        self.resolve_interrupted(&ledger, &attempts, &history)?;
+                        attempts = ledger.attempts(&self.target())?;
+                    }
+                }
+                Err(e) => self.reporter.warning(&format!(
+                    "cannot reach the database to settle interrupted attempts: {e}"
+                )),
+            }
         }
-        for (version, history) in &grouped {
-            if entries.contains_key(version) {
+        Ok(status_entries(&chain, &attempts))
+    }
+
+    /// Every event of the ledger, oldest first (no database needed).
+    pub fn history(&self) -> Result<(SqliteLedger, Vec<Attempt>), Error> {
+        let ledger = SqliteLedger::open(&self.config.ledger_path)?;
+        let attempts = ledger.attempts(&self.target())?;
+        Ok((ledger, attempts))
+    }
+
+    /// Settles ledger rows that never finished from the graph's history: a row
+    /// whose attempt key is in the history committed; any other did not.
+    fn resolve_interrupted(
+        &self,
+        ledger: &SqliteLedger,
+        attempts: &[Attempt],
+        history: &[HistoryEntry],
+    ) -> Result<usize, Error> {
+        let mut resolved = 0;
+        for attempt in attempts.iter().filter(|a| a.outcome == Outcome::Running) {
+            let committed = history
+                .iter()
+                .find(|h| h.attempt_key == attempt.attempt_key)
+                .map(|h| h.chain.clone());
+            ledger.resolve_interrupted(attempt.id, committed.as_ref())?;
+            self.reporter
+                .resolved_interrupted(&attempt.description, committed.is_some());
+            resolved += 1;
+        }
+        Ok(resolved)
+    }
+
+    /// Copies history entries the ledger lacks (applied by other runners) into
+    /// it, after settling interrupted attempts. Returns how many were copied.
+    fn sync_ledger(&self, ledger: &SqliteLedger, history: &[HistoryEntry]) -> Result<usize, Error> {
+        let target = self.target();
+        let attempts = ledger.attempts(&target)?;
+        self.resolve_interrupted(ledger, &attempts, history)?;
+        let attempts = ledger.attempts(&target)?;
+        let mut synced = 0;
+        for entry in history {
+            if attempts.iter().any(|a| a.attempt_key == entry.attempt_key) {
                 continue;
             }
-            let (state, applied) = fold_state(history.iter().copied());
-            if let Some(applied) = applied {
-                entries.insert(
-                    version.clone(),
-                    StatusEntry {
-                        version: version.clone(),
-                        description: applied.description.clone(),
-                        state,
-                        checksum: applied.checksum.clone(),
-                        applied_at: applied.finished_at.clone(),
-                        duration_ms: applied.duration_ms,
-                        fuel_consumed: applied.fuel_consumed,
-                        statements: applied.statements,
-                        error: None,
-                        checksum_changed: false,
-                        missing: true,
-                    },
-                );
-            }
+            let id = MigrationId::parse_key(&entry.key);
+            let action = if entry.action == Action::Up {
+                Action::Sync
+            } else {
+                entry.action
+            };
+            ledger.record_event(
+                &target,
+                action,
+                id.as_ref(),
+                &entry.description,
+                &entry.checksum,
+                Some(&entry.chain),
+                &entry.attempt_key,
+                &entry.applied_by,
+                &format!(
+                    "synced from the graph: {} by {} at {}",
+                    entry.action.as_str(),
+                    entry.applied_by,
+                    entry.applied_at
+                ),
+            )?;
+            synced += 1;
         }
-        Ok(entries.into_values().collect())
+        if synced > 0 {
+            self.reporter.synced(synced);
+        }
+        Ok(synced)
     }
 
-    /// Applies every pending migration (up to `options.target`), stopping at the
-    /// first failure, which is rolled back and returned as
-    /// [`Error::MigrationFailed`].
-    pub async fn run(&self, options: &RunOptions) -> Result<Report, Error> {
+    /// Brings the ledger level with the graph (`graphmig sync`).
+    pub async fn sync(&self) -> Result<usize, Error> {
+        let ledger = SqliteLedger::open(&self.config.ledger_path)?;
+        let db = self.connect().await?;
+        let lock = self.lock(&db).await?;
+        let history = db.read_history().await;
+        let result = history.and_then(|h| self.sync_ledger(&ledger, &h));
+        lock.release(&db).await?;
+        result
+    }
+
+    /// Checks files, the ledger's hash chain and its agreement with the graph.
+    /// Returns every problem found, each with its way out.
+    pub async fn verify(&self) -> Result<Vec<String>, Error> {
         let chain = Chain::discover(&self.config.migrations_dir)?;
-        let mut ledger = SqliteLedger::open(&self.config.ledger_path)?;
-        let target = target_key(&self.config.database);
-        let attempts = ledger.attempts(&target)?;
-        let pending = self.pending(&chain, &attempts, options)?;
-        let applied_count = chain.len() - pending.len();
-        if pending.is_empty() {
-            self.reporter.up_to_date(applied_count);
-            return Ok(Report::default());
-        }
-
-        // Every pending artifact is compiled and checked before the database is
-        // touched, so a bad file late in the chain stops the run before it starts.
-        let sandbox = Sandbox::new()?;
-        let mut loaded = Vec::with_capacity(pending.len());
-        for migration in &pending {
-            let bytes = std::fs::read(migration.path()).map_err(|source| Error::ReadArtifact {
-                path: migration.path().to_path_buf(),
-                source,
-            })?;
-            if Checksum::of(&bytes) != *migration.checksum() {
-                return Err(Error::ReadArtifact {
-                    path: migration.path().to_path_buf(),
-                    source: std::io::Error::other("the file changed while graphmig was reading it"),
-                });
-            }
-            let component = sandbox.load(migration.path(), &bytes)?;
-            sandbox
-                .describe(
-                    &component,
-                    self.config.settings_for(migration.version()),
-                    self.reporter.clone(),
-                )
-                .await?;
-            loaded.push(component);
-        }
-
-        let datasets = self.open_datasets()?;
+        let ledger = SqliteLedger::open(&self.config.ledger_path)?;
         let db = GraphDb::connect(&self.config.database).await?;
-        self.reporter.connected(&target, db.agent());
-        self.reporter.plan(&pending);
-        let interrupted = group_by_version(&attempts);
-
-        let mut report = Report::default();
-        for (migration, component) in pending.iter().zip(&loaded) {
-            if interrupted
-                .get(migration.version())
-                .is_some_and(|h| fold_state(h.iter().copied()).0 == State::Interrupted)
-            {
-                self.reporter.retrying_interrupted(migration);
-            }
-            let applied = self
-                .apply(
-                    &db,
-                    &sandbox,
-                    &mut ledger,
-                    &target,
-                    migration,
-                    component,
-                    datasets.clone(),
-                )
-                .await?;
-            report.applied.push(applied);
-        }
-        Ok(report)
+        let history = db.read_history().await?;
+        let attempts = ledger.attempts(&self.target())?;
+        Ok(self.problems(&chain, &attempts, &history))
     }
 
-    /// Checks applied migrations against the files and returns the pending ones.
+    fn problems(
+        &self,
+        chain: &Chain,
+        attempts: &[Attempt],
+        history: &[HistoryEntry],
+    ) -> Vec<String> {
+        let mut problems = Vec::new();
+        let grouped = group(attempts);
+        for (id, events) in &grouped {
+            let folded = fold_state(events.iter().copied());
+            if folded.state != State::Applied {
+                continue;
+            }
+            let recorded = folded
+                .checksum
+                .clone()
+                .unwrap_or_else(|| Checksum::from_hex(""));
+            match chain.find(id) {
+                None => problems.push(format!(
+                    "{id} is applied but its artifact is missing from {}: restore it",
+                    self.config.migrations_dir.display()
+                )),
+                // A repeatable migration with a new checksum is simply pending again.
+                Some(m) if m.is_repeatable() => {}
+                Some(m) if m.checksum() != &recorded => problems.push(format!(
+                    "{} changed since it was applied: applied with checksum {recorded}, the file now has {}. Restore the applied file, or accept the change with `graphmig repair`",
+                    m.path().display(),
+                    m.checksum()
+                )),
+                Some(_) => {}
+            }
+        }
+
+        // The ledger's own chain: contiguous and each hash recomputable.
+        let mut links: Vec<&Attempt> = attempts.iter().filter(|a| a.chain.is_some()).collect();
+        links.sort_by_key(|a| a.chain.as_ref().map_or(0, |c| c.seq));
+        let mut previous = CHAIN_ORIGIN.to_string();
+        let mut expected_seq = 1;
+        for attempt in &links {
+            let Some(link) = &attempt.chain else { continue };
+            if link.seq != expected_seq {
+                if link.seq > expected_seq {
+                    // Entries missing from the ledger are reported below, against the graph.
+                    if let Some(entry) = history.iter().find(|h| h.chain.seq == link.seq - 1) {
+                        previous = entry.chain.hash.clone();
+                    }
+                } else {
+                    problems.push(format!(
+                        "ledger row {} repeats chain position {}: the ledger was edited",
+                        attempt.id, link.seq
+                    ));
+                }
+            }
+            let key = attempt
+                .migration
+                .as_ref()
+                .map(MigrationId::key)
+                .unwrap_or_default();
+            let hash = chain_hash(
+                &previous,
+                chain_action(attempt.action),
+                &key,
+                &attempt.checksum,
+            );
+            if hash != link.hash {
+                problems.push(format!(
+                    "ledger row {} ({key}) breaks the hash chain at position {}: recorded {}, computed {hash}; the ledger was edited. Rebuild it from the graph: move it away and run `graphmig sync`",
+                    attempt.id, link.seq, link.hash
+                ));
+            }
+            previous = link.hash.clone();
+            expected_seq = link.seq + 1;
+        }
+
+        // The graph's chain, and the two against each other.
+        let mut previous = CHAIN_ORIGIN.to_string();
+        for entry in history {
+            let hash = chain_hash(&previous, entry.action, &entry.key, &entry.checksum);
+            if hash != entry.chain.hash || entry.previous != previous {
+                problems.push(format!(
+                    "history node {} ({}) in the graph breaks the hash chain: recorded {}, computed {hash}; the graph's history was edited",
+                    entry.chain.seq, entry.key, entry.chain.hash
+                ));
+            }
+            previous = entry.chain.hash.clone();
+            match links.iter().find(|a| a.chain.as_ref().is_some_and(|c| c.seq == entry.chain.seq)) {
+                None => problems.push(format!(
+                    "the ledger lags the graph: entry {} ({} {} by {} at {}) is not in the ledger; run `graphmig sync`",
+                    entry.chain.seq,
+                    entry.action.as_str(),
+                    entry.key,
+                    entry.applied_by,
+                    entry.applied_at
+                )),
+                Some(row) if row.chain.as_ref().is_some_and(|c| c.hash != entry.chain.hash) => {
+                    problems.push(format!(
+                        "entry {} differs: the ledger has hash {}, the graph {}",
+                        entry.chain.seq,
+                        row.chain.as_ref().map_or("", |c| c.hash.as_str()),
+                        entry.chain.hash
+                    ))
+                }
+                Some(_) => {}
+            }
+        }
+        for attempt in &links {
+            let Some(link) = &attempt.chain else { continue };
+            if !history.iter().any(|h| h.chain.seq == link.seq) {
+                problems.push(format!(
+                    "ledger row {} records chain entry {} ({}), which the graph's history lacks: the history in the graph was deleted or this ledger belongs to another database",
+                    attempt.id,
+                    link.seq,
+                    attempt.description
+                ));
+            }
+        }
+        problems
+    }
+
+    /// What is pending, checked against what is applied.
     fn pending(
         &self,
         chain: &Chain,
         attempts: &[Attempt],
         options: &RunOptions,
     ) -> Result<Vec<Migration>, Error> {
-        let grouped = group_by_version(attempts);
-        let mut head: Option<&Version> = None;
-        for (version, history) in &grouped {
-            let (state, applied) = fold_state(history.iter().copied());
-            let Some(applied) = applied.filter(|_| state == State::Applied) else {
-                continue;
-            };
-            let Some(migration) = chain.find(version) else {
-                return Err(Error::AppliedMigrationMissing {
-                    version: version.to_string(),
-                    description: applied.description.clone(),
-                    dir: self.config.migrations_dir.clone(),
-                });
-            };
-            if migration.checksum() != &applied.checksum {
-                return Err(Error::ChecksumMismatch {
-                    version: version.to_string(),
-                    path: migration.path().to_path_buf(),
-                    recorded: applied.checksum.to_string(),
-                    found: migration.checksum().to_string(),
-                });
-            }
-            head = Some(version);
-        }
+        let grouped = group(attempts);
+        let head = grouped
+            .iter()
+            .filter(|(id, events)| {
+                id.version().is_some() && fold_state(events.iter().copied()).state == State::Applied
+            })
+            .filter_map(|(id, _)| id.version())
+            .max()
+            .cloned();
         let mut pending = Vec::new();
         for migration in chain.migrations() {
-            let state = grouped
-                .get(migration.version())
-                .map_or(State::Pending, |h| fold_state(h.iter().copied()).0);
-            if state == State::Applied {
-                continue;
-            }
-            if options
-                .target
-                .as_ref()
-                .is_some_and(|target| migration.version() > target)
-            {
-                break;
-            }
-            if let Some(head) = head
-                && migration.version() < head
-            {
-                return Err(Error::OutOfOrder {
-                    version: migration.version().to_string(),
-                    head: head.to_string(),
-                });
+            let folded = folded(&grouped, migration.id());
+            match migration.id() {
+                MigrationId::Versioned(version) => {
+                    if folded.state == State::Applied {
+                        continue;
+                    }
+                    if options.target.as_ref().is_some_and(|t| version > t) {
+                        continue;
+                    }
+                    if let Some(head) = &head
+                        && version < head
+                        && !options.out_of_order
+                    {
+                        return Err(Error::OutOfOrder {
+                            version: version.to_string(),
+                            head: head.to_string(),
+                        });
+                    }
+                }
+                MigrationId::Repeatable(_) => {
+                    if options.target.is_some() {
+                        continue;
+                    }
+                    if folded.state == State::Applied
+                        && folded.checksum.as_ref() == Some(migration.checksum())
+                    {
+                        continue;
+                    }
+                }
             }
             pending.push(migration.clone());
         }
         Ok(pending)
+    }
+
+    fn load_all(
+        &self,
+        sandbox: &Sandbox,
+        pending: &[Migration],
+    ) -> Result<Vec<LoadedComponent>, Error> {
+        pending
+            .iter()
+            .map(|migration| {
+                let bytes =
+                    std::fs::read(migration.path()).map_err(|source| Error::ReadArtifact {
+                        path: migration.path().to_path_buf(),
+                        source,
+                    })?;
+                if Checksum::of(&bytes) != *migration.checksum() {
+                    return Err(Error::ReadArtifact {
+                        path: migration.path().to_path_buf(),
+                        source: std::io::Error::other(
+                            "the file changed while graphmig was reading it",
+                        ),
+                    });
+                }
+                sandbox.load(migration.path(), &bytes)
+            })
+            .collect()
+    }
+
+    /// Applies every pending migration, stopping at the first failure, which is
+    /// rolled back and returned as [`Error::MigrationFailed`].
+    pub async fn run(&self, options: &RunOptions) -> Result<Report, Error> {
+        let chain = Chain::discover(&self.config.migrations_dir)?;
+        let ledger = SqliteLedger::open(&self.config.ledger_path)?;
+        let target = self.target();
+
+        // Every artifact that may run is compiled and checked before the database
+        // is touched, so a bad file late in the chain stops the run before it starts.
+        let sandbox = Sandbox::new()?;
+        let maybe_pending = self.pending(
+            &chain,
+            &ledger.attempts(&target)?,
+            &RunOptions {
+                out_of_order: true,
+                ..options.clone()
+            },
+        )?;
+        let loaded: Vec<(MigrationId, LoadedComponent)> = maybe_pending
+            .iter()
+            .map(|m| m.id().clone())
+            .zip(self.load_all(&sandbox, &maybe_pending)?)
+            .collect();
+        for (migration, (_, component)) in maybe_pending.iter().zip(&loaded) {
+            sandbox
+                .describe(
+                    component,
+                    self.config.settings_for(migration.id()),
+                    self.reporter.clone(),
+                )
+                .await?;
+        }
+        let datasets = self.open_datasets()?;
+
+        let db = self.connect().await?;
+        let lock = self.lock(&db).await?;
+        let outcome = async {
+            let history = db.read_history().await?;
+            let synced = self.sync_ledger(&ledger, &history)?;
+            let attempts = ledger.attempts(&target)?;
+            let problems = self.problems(&chain, &attempts, &history);
+            if !problems.is_empty() {
+                return Err(Error::VerifyFailed { problems });
+            }
+            let pending = self.pending(&chain, &attempts, options)?;
+            if pending.is_empty() {
+                let applied = group(&attempts)
+                    .values()
+                    .filter(|events| fold_state(events.iter().copied()).state == State::Applied)
+                    .count();
+                self.reporter.up_to_date(applied);
+                return Ok(Report {
+                    applied: Vec::new(),
+                    synced,
+                });
+            }
+            self.reporter.plan(&pending);
+            let mut report = Report {
+                applied: Vec::new(),
+                synced,
+            };
+            let mut ledger = ledger;
+            for migration in &pending {
+                if lock.is_lost() {
+                    return Err(Error::LockLost);
+                }
+                let component = loaded
+                    .iter()
+                    .find(|(id, _)| id == migration.id())
+                    .map(|(_, c)| c)
+                    .ok_or_else(|| {
+                        Error::Engine(format!("{} was not loaded", migration.label()))
+                    })?;
+                let applied = self
+                    .apply(
+                        &db,
+                        &sandbox,
+                        &mut ledger,
+                        lock.fence(),
+                        migration,
+                        component,
+                        datasets.clone(),
+                    )
+                    .await?;
+                report.applied.push(applied);
+            }
+            Ok(report)
+        }
+        .await;
+        let released = lock.release(&db).await;
+        let report = outcome?;
+        released?;
+        Ok(report)
+    }
+
+    /// Runs every pending migration for real inside one transaction that is always
+    /// rolled back, and reports what each would do. Changes neither the graph nor
+    /// the ledger.
+    pub async fn dry_run(&self, options: &RunOptions) -> Result<Vec<DryRunMigration>, Error> {
+        let chain = Chain::discover(&self.config.migrations_dir)?;
+        let ledger_attempts = match SqliteLedger::open_existing(&self.config.ledger_path)? {
+            Some(ledger) => ledger.attempts(&self.target())?,
+            None => Vec::new(),
+        };
+        let sandbox = Sandbox::new()?;
+        let db = GraphDb::connect(&self.config.database).await?;
+        self.reporter.connected(&self.target(), db.agent());
+        // The graph's history is the truth about what is applied; a lagging local
+        // ledger must not make a dry run replay what others applied.
+        let history = db.read_history().await?;
+        let mut attempts = ledger_attempts;
+        for entry in &history {
+            if !attempts.iter().any(|a| a.attempt_key == entry.attempt_key) {
+                attempts.push(Attempt {
+                    id: i64::MAX,
+                    action: if entry.action == Action::Up {
+                        Action::Sync
+                    } else {
+                        entry.action
+                    },
+                    migration: MigrationId::parse_key(&entry.key),
+                    description: entry.description.clone(),
+                    checksum: entry.checksum.clone(),
+                    chain: Some(entry.chain.clone()),
+                    attempt_key: entry.attempt_key.clone(),
+                    actor: entry.applied_by.clone(),
+                    started_at: entry.applied_at.clone(),
+                    finished_at: Some(entry.applied_at.clone()),
+                    duration_ms: None,
+                    fuel_consumed: None,
+                    statements: None,
+                    outcome: Outcome::Applied,
+                    error: None,
+                });
+            }
+        }
+        let pending = self.pending(&chain, &attempts, options)?;
+        let loaded = self.load_all(&sandbox, &pending)?;
+        let datasets = self.open_datasets()?;
+        self.reporter.plan(&pending);
+
+        let mut results = Vec::new();
+        let mut txn = Some(db.begin().await?);
+        for (migration, component) in pending.iter().zip(&loaded) {
+            let Some(mut current) = txn.take() else { break };
+            let before = census(&mut current).await;
+            let run = sandbox
+                .run_step(
+                    component,
+                    Step::Up,
+                    current,
+                    self.config.settings_for(migration.id()),
+                    datasets.clone(),
+                    self.reporter.clone(),
+                    migration.label(),
+                )
+                .await?;
+            txn = run.txn;
+            let changes = match (&before, txn.as_mut()) {
+                (Some(before), Some(current)) if run.result.is_ok() => census(current)
+                    .await
+                    .map(|after| diff(before, &after))
+                    .unwrap_or_default(),
+                _ => Vec::new(),
+            };
+            let failure = run.result.as_ref().err().map(ToString::to_string);
+            results.push(DryRunMigration {
+                id: migration.id().clone(),
+                description: migration.description().to_string(),
+                statements: run.record.journal,
+                fuel_consumed: run.fuel_consumed,
+                changes,
+                failure: failure.clone(),
+            });
+            if failure.is_some() {
+                break;
+            }
+        }
+        if let Some(txn) = txn {
+            txn.rollback()
+                .await
+                .map_err(|e| db.database_error(format!("rolling back the dry run: {e}")))?;
+        }
+        Ok(results)
+    }
+
+    /// Marks every migration up to `version` as applied without running it.
+    pub async fn baseline(&self, version: &Version) -> Result<Vec<MigrationId>, Error> {
+        let chain = Chain::discover(&self.config.migrations_dir)?;
+        let ledger = SqliteLedger::open(&self.config.ledger_path)?;
+        let db = self.connect().await?;
+        let lock = self.lock(&db).await?;
+        let outcome = async {
+            let history = db.read_history().await?;
+            self.sync_ledger(&ledger, &history)?;
+            let attempts = ledger.attempts(&self.target())?;
+            let grouped = group(&attempts);
+            let mut marked = Vec::new();
+            for migration in chain.migrations() {
+                let Some(v) = migration.id().version() else {
+                    continue;
+                };
+                if v > version || folded(&grouped, migration.id()).state == State::Applied {
+                    continue;
+                }
+                let link = self
+                    .record_in_graph(
+                        &db,
+                        lock.fence(),
+                        Action::Baseline,
+                        migration.id(),
+                        migration.description(),
+                        migration.checksum(),
+                        &ledger,
+                        "baselined: marked as applied without running",
+                    )
+                    .await?;
+                self.reporter
+                    .audit(&format!("Baselined {} ({})", migration.label(), link.seq));
+                marked.push(migration.id().clone());
+            }
+            Ok(marked)
+        }
+        .await;
+        lock.release(&db).await?;
+        outcome
+    }
+
+    /// Accepts changed checksums of applied migrations and clears failed or
+    /// interrupted attempts, recording each as an audit entry.
+    pub async fn repair(&self) -> Result<Vec<String>, Error> {
+        let chain = Chain::discover(&self.config.migrations_dir)?;
+        let ledger = SqliteLedger::open(&self.config.ledger_path)?;
+        let db = self.connect().await?;
+        let lock = self.lock(&db).await?;
+        let outcome = async {
+            let history = db.read_history().await?;
+            self.sync_ledger(&ledger, &history)?;
+            let attempts = ledger.attempts(&self.target())?;
+            let grouped = group(&attempts);
+            let mut done = Vec::new();
+            for (id, events) in &grouped {
+                let folded = fold_state(events.iter().copied());
+                match folded.state {
+                    State::Applied => {
+                        let Some(migration) = chain.find(id) else {
+                            continue;
+                        };
+                        if migration.is_repeatable()
+                            || folded.checksum.as_ref() == Some(migration.checksum())
+                        {
+                            continue;
+                        }
+                        let note = format!(
+                            "accepted checksum {} in place of {}",
+                            migration.checksum(),
+                            folded.checksum.as_ref().map_or("", |c| c.as_str())
+                        );
+                        self.record_in_graph(
+                            &db,
+                            lock.fence(),
+                            Action::Repair,
+                            id,
+                            migration.description(),
+                            migration.checksum(),
+                            &ledger,
+                            &note,
+                        )
+                        .await?;
+                        done.push(format!("{id}: {note}"));
+                    }
+                    State::Failed | State::Interrupted => {
+                        let last = folded
+                            .last
+                            .map(|a| a.checksum.clone())
+                            .unwrap_or_else(|| Checksum::from_hex(""));
+                        let note =
+                            "cleared the failed attempt; it runs again on the next `graphmig run`";
+                        ledger.record_event(
+                            &self.target(),
+                            Action::Repair,
+                            Some(id),
+                            &events[0].description,
+                            &last,
+                            None,
+                            &new_attempt_key(),
+                            &actor(),
+                            note,
+                        )?;
+                        done.push(format!("{id}: {note}"));
+                    }
+                    State::Pending => {}
+                }
+            }
+            for line in &done {
+                self.reporter.audit(&format!("Repaired {line}"));
+            }
+            Ok(done)
+        }
+        .await;
+        lock.release(&db).await?;
+        outcome
+    }
+
+    /// Removes the lock whoever holds it, and records who did.
+    pub async fn unlock(&self) -> Result<Option<LockHolder>, Error> {
+        let ledger = SqliteLedger::open(&self.config.ledger_path)?;
+        let db = GraphDb::connect(&self.config.database).await?;
+        let holder = db.force_unlock().await?;
+        if let Some(holder) = &holder {
+            ledger.record_event(
+                &self.target(),
+                Action::Unlock,
+                None,
+                "unlock",
+                &Checksum::from_hex(""),
+                None,
+                &new_attempt_key(),
+                &actor(),
+                &format!(
+                    "removed the lock of {} (acquired {})",
+                    holder.owner,
+                    crate::graph::lock::ms_to_rfc3339(holder.acquired_at)
+                ),
+            )?;
+        }
+        Ok(holder)
+    }
+
+    /// Writes an audit entry into the graph's history (in its own, fenced
+    /// transaction) and the ledger.
+    #[allow(clippy::too_many_arguments)]
+    async fn record_in_graph(
+        &self,
+        db: &GraphDb,
+        fence: &Fence,
+        action: Action,
+        id: &MigrationId,
+        description: &str,
+        checksum: &Checksum,
+        ledger: &SqliteLedger,
+        note: &str,
+    ) -> Result<ChainLink, Error> {
+        let attempt_key = new_attempt_key();
+        let draft = HistoryDraft {
+            action,
+            key: id.key(),
+            description: description.to_string(),
+            checksum: checksum.clone(),
+            attempt_key: attempt_key.clone(),
+            applied_at: now_rfc3339(),
+            applied_by: actor(),
+        };
+        let mut txn = db.begin().await?;
+        let entry = txn
+            .append_history(fence, &draft)
+            .await
+            .map_err(|e| db.database_error(format!("writing the history: {e}")))?;
+        txn.commit()
+            .await
+            .map_err(|e| db.database_error(format!("writing the history: {e}")))?;
+        ledger.record_event(
+            &self.target(),
+            action,
+            Some(id),
+            description,
+            checksum,
+            Some(&entry.chain),
+            &attempt_key,
+            &actor(),
+            note,
+        )?;
+        Ok(entry.chain)
     }
 
     /// The data folder as a capability, if the project has one.
@@ -315,31 +919,33 @@ impl Runner {
         db: &GraphDb,
         sandbox: &Sandbox,
         ledger: &mut SqliteLedger,
-        target: &str,
+        fence: &Fence,
         migration: &Migration,
         component: &LoadedComponent,
         datasets: Option<Arc<cap_std::fs::Dir>>,
     ) -> Result<AppliedMigration, Error> {
         self.reporter.migration_started(migration);
         let started = Instant::now();
-        let attempt = ledger.begin_attempt(target, migration, Direction::Up)?;
-        let failed = |cause: FailureCause| MigrationFailure {
-            migration: migration.label(),
-            path: migration.path().to_path_buf(),
-            cause,
+        let attempt_key = new_attempt_key();
+        let who = actor();
+        let attempt =
+            ledger.begin_attempt(&self.target(), migration, Action::Up, &attempt_key, &who)?;
+        let fail_early = |ledger: &mut SqliteLedger, e: &Error| {
+            let finish = Finish {
+                outcome: Outcome::Failed,
+                duration_ms: started.elapsed().as_millis() as u64,
+                fuel_consumed: 0,
+                statements: 0,
+                error: Some(e.to_string()),
+                chain: None,
+            };
+            ledger.finish_attempt(attempt, &finish, &GuestRecord::default())
         };
 
         let txn = match db.begin().await {
             Ok(txn) => txn,
             Err(e) => {
-                let finish = Finish {
-                    outcome: Outcome::Failed,
-                    duration_ms: started.elapsed().as_millis() as u64,
-                    fuel_consumed: 0,
-                    statements: 0,
-                    error: Some(e.to_string()),
-                };
-                ledger.finish_attempt(attempt, &finish, &GuestRecord::default())?;
+                fail_early(ledger, &e)?;
                 return Err(e);
             }
         };
@@ -348,7 +954,7 @@ impl Runner {
                 component,
                 Step::Up,
                 txn,
-                self.config.settings_for(migration.version()),
+                self.config.settings_for(migration.id()),
                 datasets,
                 self.reporter.clone(),
                 migration.label(),
@@ -357,37 +963,36 @@ impl Runner {
         {
             Ok(run) => run,
             Err(e) => {
-                let finish = Finish {
-                    outcome: Outcome::Failed,
-                    duration_ms: started.elapsed().as_millis() as u64,
-                    fuel_consumed: 0,
-                    statements: 0,
-                    error: Some(e.to_string()),
-                };
-                ledger.finish_attempt(attempt, &finish, &GuestRecord::default())?;
+                fail_early(ledger, &e)?;
                 return Err(e);
             }
         };
 
-        let outcome = match (run.result, run.txn) {
-            (Ok(()), Some(txn)) => txn.commit().await.map_err(|e| FailureCause::Commit {
-                code: e.code,
-                message: e.message,
-            }),
+        let draft = HistoryDraft {
+            action: Action::Up,
+            key: migration.id().key(),
+            description: migration.description().to_string(),
+            checksum: migration.checksum().clone(),
+            attempt_key,
+            applied_at: now_rfc3339(),
+            applied_by: who,
+        };
+        let outcome: Result<ChainLink, FailureCause> = match (run.result, run.txn) {
+            (Ok(()), Some(txn)) => commit_with_history(txn, fence, &draft).await,
             (Ok(()), None) => Err(FailureCause::Trap {
                 message: "the transaction was lost".into(),
             }),
             (Err(cause), txn) => {
-                if let Some(txn) = txn {
-                    // The server drops the transaction with the connection anyway;
-                    // a failed rollback changes nothing for the outcome.
-                    if let Err(e) = txn.rollback().await {
-                        tracing::warn!(migration = %migration.label(), error = %e, "rollback failed");
-                    }
+                if let Some(txn) = txn
+                    && let Err(e) = txn.rollback().await
+                {
+                    // The server drops the transaction with the connection anyway.
+                    tracing::warn!(migration = %migration.label(), error = %e, "rollback failed");
                 }
                 Err(cause)
             }
         };
+        crash_point("after-commit");
         let duration_ms = started.elapsed().as_millis() as u64;
         let finish = Finish {
             outcome: if outcome.is_ok() {
@@ -398,11 +1003,12 @@ impl Runner {
             duration_ms,
             fuel_consumed: run.fuel_consumed,
             statements: run.statements,
-            error: outcome.as_ref().err().map(|cause| cause.to_string()),
+            error: outcome.as_ref().err().map(ToString::to_string),
+            chain: outcome.as_ref().ok().cloned(),
         };
         ledger.finish_attempt(attempt, &finish, &run.record)?;
         match outcome {
-            Ok(()) => {
+            Ok(_) => {
                 let summary = AppliedSummary {
                     elapsed: started.elapsed(),
                     statements: run.statements,
@@ -410,17 +1016,152 @@ impl Runner {
                 };
                 self.reporter.migration_applied(migration, &summary);
                 Ok(AppliedMigration {
-                    version: migration.version().clone(),
+                    id: migration.id().clone(),
                     description: migration.description().to_string(),
                     checksum: migration.checksum().clone(),
                     summary,
                 })
             }
             Err(cause) => {
-                let failure = failed(cause);
+                let failure = MigrationFailure {
+                    migration: migration.label(),
+                    path: migration.path().to_path_buf(),
+                    cause,
+                };
                 self.reporter.migration_failed(migration, &failure);
                 Err(Error::MigrationFailed(Box::new(failure)))
             }
         }
     }
+}
+
+/// Writes the history entry into the migration's transaction and commits both.
+async fn commit_with_history(
+    mut txn: GraphTxn,
+    fence: &Fence,
+    draft: &HistoryDraft,
+) -> Result<ChainLink, FailureCause> {
+    let entry = match txn.append_history(fence, draft).await {
+        Ok(entry) => entry,
+        Err(e) => {
+            let _ = txn.rollback().await;
+            return Err(FailureCause::Commit {
+                code: e.code,
+                message: e.message,
+            });
+        }
+    };
+    crash_point("before-commit");
+    txn.commit().await.map_err(|e| FailureCause::Commit {
+        code: e.code,
+        message: e.message,
+    })?;
+    Ok(entry.chain)
+}
+
+/// Nodes per label and relationships per type, graphmig's own left out.
+async fn census(txn: &mut GraphTxn) -> Option<BTreeMap<String, i64>> {
+    let mut counts = BTreeMap::new();
+    let nodes = txn
+        .run(
+            "MATCH (n) UNWIND labels(n) AS label RETURN label, count(*) AS n",
+            Vec::new(),
+        )
+        .await
+        .ok()?;
+    for row in nodes {
+        let label = crate::graph::history::text(&row, "label")?;
+        if !label.starts_with("__Graphmig") {
+            counts.insert(
+                format!("(:{label})"),
+                crate::graph::history::int(&row, "n")?,
+            );
+        }
+    }
+    let rels = txn
+        .run(
+            "MATCH ()-[r]->() RETURN type(r) AS type, count(*) AS n",
+            Vec::new(),
+        )
+        .await
+        .ok()?;
+    for row in rels {
+        let kind = crate::graph::history::text(&row, "type")?;
+        counts.insert(format!("[:{kind}]"), crate::graph::history::int(&row, "n")?);
+    }
+    Some(counts)
+}
+
+fn diff(before: &BTreeMap<String, i64>, after: &BTreeMap<String, i64>) -> Vec<(String, i64)> {
+    let mut keys: Vec<&String> = before.keys().chain(after.keys()).collect();
+    keys.sort();
+    keys.dedup();
+    keys.into_iter()
+        .filter_map(|k| {
+            let delta = after.get(k).copied().unwrap_or(0) - before.get(k).copied().unwrap_or(0);
+            (delta != 0).then(|| (k.clone(), delta))
+        })
+        .collect()
+}
+
+fn status_entries(chain: &Chain, attempts: &[Attempt]) -> Vec<StatusEntry> {
+    let grouped = group(attempts);
+    let mut entries: BTreeMap<MigrationId, StatusEntry> = BTreeMap::new();
+    for migration in chain.migrations() {
+        let folded = folded(&grouped, migration.id());
+        let applied = folded.applied;
+        let mut state = folded.state;
+        let changed = folded
+            .checksum
+            .as_ref()
+            .is_some_and(|c| c != migration.checksum());
+        // A repeatable migration whose file changed is due to run again.
+        if migration.is_repeatable() && changed {
+            state = State::Pending;
+        }
+        entries.insert(
+            migration.id().clone(),
+            StatusEntry {
+                id: migration.id().clone(),
+                description: migration.description().to_string(),
+                state,
+                checksum: migration.checksum().clone(),
+                applied_at: applied.and_then(|a| a.finished_at.clone()),
+                duration_ms: applied.and_then(|a| a.duration_ms),
+                fuel_consumed: applied.and_then(|a| a.fuel_consumed),
+                statements: applied.and_then(|a| a.statements),
+                error: match state {
+                    State::Failed => folded.last.and_then(|a| a.error.clone()),
+                    _ => None,
+                },
+                checksum_changed: changed && !migration.is_repeatable(),
+                missing: false,
+            },
+        );
+    }
+    for (id, history) in &grouped {
+        if entries.contains_key(id) {
+            continue;
+        }
+        let folded = fold_state(history.iter().copied());
+        if let Some(applied) = folded.applied.filter(|_| folded.state == State::Applied) {
+            entries.insert(
+                id.clone(),
+                StatusEntry {
+                    id: id.clone(),
+                    description: applied.description.clone(),
+                    state: folded.state,
+                    checksum: applied.checksum.clone(),
+                    applied_at: applied.finished_at.clone(),
+                    duration_ms: applied.duration_ms,
+                    fuel_consumed: applied.fuel_consumed,
+                    statements: applied.statements,
+                    error: None,
+                    checksum_changed: false,
+                    missing: true,
+                },
+            );
+        }
+    }
+    entries.into_values().collect()
 }

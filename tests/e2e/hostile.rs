@@ -176,6 +176,12 @@ fn guest_logs(project: &Project) -> Vec<String> {
         .expect("rows")
 }
 
+/// Nodes other than graphmig's own history and lock.
+fn user_nodes(project: &Project) -> Option<i64> {
+    let all = project.db.query("MATCH (n) RETURN count(n) AS n")[0]["n"].as_i64()?;
+    Some(all - project.db.count("__GraphmigMigration") - project.db.count("__GraphmigLock"))
+}
+
 /// Runs one attack; returns what happened, or why containment failed.
 fn run_attack(attack: &Attack) -> Result<String, String> {
     let project = Project::new("");
@@ -186,7 +192,7 @@ fn run_attack(attack: &Attack) -> Result<String, String> {
     if !baseline.status.success() {
         return Err(format!("baseline failed: {}", text(&baseline)));
     }
-    let nodes_before = project.db.query("MATCH (n) RETURN count(n) AS n")[0]["n"].as_i64();
+    let nodes_before = user_nodes(&project);
 
     project.add(attack.fixture, "V1__attack");
     let output = project.graphmig(&["run"]);
@@ -241,7 +247,7 @@ fn run_attack(attack: &Attack) -> Result<String, String> {
         return Err("the attack's writes are visible".into());
     }
     if attack.fixture != "V27__cypher_disguises" {
-        let nodes_after = project.db.query("MATCH (n) RETURN count(n) AS n")[0]["n"].as_i64();
+        let nodes_after = user_nodes(&project);
         if nodes_before != nodes_after {
             return Err(format!(
                 "node count changed from {nodes_before:?} to {nodes_after:?}"

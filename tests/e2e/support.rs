@@ -289,7 +289,7 @@ impl Project {
         let conn = rusqlite::Connection::open(self.dir.path().join(".graphmig/ledger.db"))
             .expect("open ledger");
         let mut stmt = conn
-            .prepare("SELECT version, outcome, error FROM attempts ORDER BY id")
+            .prepare("SELECT migration, outcome, error FROM attempts ORDER BY id")
             .expect("prepare");
         stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
             .expect("query")

@@ -9,8 +9,9 @@ use std::sync::Arc;
 use clap::{Args, Parser, Subcommand};
 
 use graphmig::config::CONFIG_FILE;
+use graphmig::migration::MigrationId;
 use graphmig::{Config, Error, FailureCause, RunOptions, Runner, Version};
-use output::{ConsoleReporter, print_status, print_status_json};
+use output::ConsoleReporter;
 
 /// Exit codes, documented in the README.
 pub mod exit {
@@ -18,7 +19,7 @@ pub mod exit {
     pub const OK: u8 = 0;
     /// A migration failed and was rolled back.
     pub const MIGRATION_FAILED: u8 = 1;
-    /// Bad input: configuration, migration files, checksums, arguments.
+    /// Bad input: configuration, migration files, arguments.
     pub const BAD_INPUT: u8 = 2;
     /// The database could not be reached or refused the login.
     pub const DATABASE: u8 = 3;
@@ -26,6 +27,10 @@ pub mod exit {
     pub const LIMIT: u8 = 4;
     /// The ledger could not be read or written.
     pub const LEDGER: u8 = 5;
+    /// `verify` found problems (and `run` refused to start).
+    pub const VERIFY: u8 = 6;
+    /// Another runner held the lock for longer than the wait, or took it over.
+    pub const LOCKED: u8 = 7;
 }
 
 #[derive(Debug, Parser)]
@@ -33,7 +38,7 @@ pub mod exit {
     name = "graphmig",
     version,
     about = "Schema and data migrations for Neo4j-style graph databases, each migration a sandboxed WebAssembly component",
-    after_help = "Settings come from graphmig.toml; GRAPHMIG_URI, GRAPHMIG_USER, GRAPHMIG_DATABASE override it and GRAPHMIG_PASSWORD supplies the password.\nLogging: GRAPHMIG_LOG=debug."
+    after_help = "Settings come from graphmig.toml; GRAPHMIG_URI, GRAPHMIG_USER, GRAPHMIG_DATABASE override it and GRAPHMIG_PASSWORD supplies the password.\nLogging: GRAPHMIG_LOG=debug. Exit codes: 0 ok, 1 migration failed, 2 bad input, 3 database unreachable, 4 limit exceeded, 5 ledger error, 6 verify problems, 7 locked."
 )]
 struct Cli {
     #[command(flatten)]
@@ -56,21 +61,59 @@ enum Command {
     /// Apply pending migrations, each in its own transaction.
     Run(RunArgs),
     /// Show every migration as applied, pending, failed or interrupted.
-    Status(StatusArgs),
+    Status(JsonArgs),
+    /// Check files, the ledger's hash chain and its agreement with the graph.
+    Verify(JsonArgs),
+    /// List every event of the ledger; --verbose VERSION adds statements, logs and datasets.
+    History(HistoryArgs),
+    /// Mark the migrations up to VERSION as applied without running them (adopt an existing graph).
+    Baseline(BaselineArgs),
+    /// Accept changed checksums of applied migrations and clear failed attempts, as audit entries.
+    Repair,
+    /// Copy history entries applied by other runners from the graph into the local ledger.
+    Sync,
+    /// Remove the lock, whoever holds it, and record who did.
+    Unlock,
 }
 
 #[derive(Debug, Args)]
 struct RunArgs {
-    /// Apply migrations up to and including this version only.
+    /// Apply versioned migrations up to and including this version only.
     #[arg(long, value_parser = parse_version)]
     target: Option<Version>,
+    /// Allow pending versions below the highest applied one.
+    #[arg(long)]
+    out_of_order: bool,
+    /// Run the migrations for real in a transaction that is always rolled back; change nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Print JSON instead of progress lines.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Debug, Args)]
-struct StatusArgs {
-    /// Print JSON: an object with a `migrations` array.
+struct JsonArgs {
+    /// Print JSON.
     #[arg(long)]
     json: bool,
+}
+
+#[derive(Debug, Args)]
+struct HistoryArgs {
+    /// Show the statements, logs and dataset reads of this migration's attempts.
+    #[arg(long, value_name = "VERSION")]
+    verbose: Option<String>,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+struct BaselineArgs {
+    /// The highest version to mark as applied.
+    #[arg(long, value_parser = parse_version)]
+    version: Version,
 }
 
 fn parse_version(text: &str) -> Result<Version, String> {
@@ -109,6 +152,8 @@ fn exit_code(error: &anyhow::Error) -> u8 {
         },
         Some(Error::Connect { .. } | Error::Database { .. }) => exit::DATABASE,
         Some(Error::Ledger { .. }) => exit::LEDGER,
+        Some(Error::VerifyFailed { .. }) => exit::VERIFY,
+        Some(Error::Locked { .. } | Error::LockLost) => exit::LOCKED,
         _ => exit::BAD_INPUT,
     }
 }
@@ -128,38 +173,122 @@ fn load_config(path: &std::path::Path) -> anyhow::Result<Config> {
 
 fn run(cli: Cli) -> anyhow::Result<u8> {
     let config = load_config(&cli.global.config)?;
-    let reporter = Arc::new(ConsoleReporter::new());
-    match cli.command {
-        Command::Build => {
-            let built = graphmig::builder::build_all(&config, reporter.as_ref())?;
-            if built.is_empty() {
-                println!(
-                    "No migration sources in {} (folders named V<version>__<description> with a Cargo.toml)",
-                    config.migrations_dir.display()
-                );
-            }
-            Ok(exit::OK)
+    let json = match &cli.command {
+        Command::Run(a) => a.json,
+        Command::Status(a) | Command::Verify(a) => a.json,
+        Command::History(a) => a.json,
+        _ => false,
+    };
+    let reporter = Arc::new(ConsoleReporter::new(json));
+    if let Command::Build = cli.command {
+        let built = graphmig::builder::build_all(&config, reporter.as_ref())?;
+        if built.is_empty() {
+            println!(
+                "No migration sources in {} (folders named V<version>__<description> with a Cargo.toml)",
+                config.migrations_dir.display()
+            );
         }
-        Command::Run(args) => {
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()?;
-            let runner = Runner::new(config, reporter);
-            let options = RunOptions {
-                target: args.target,
-            };
-            runtime.block_on(runner.run(&options))?;
-            Ok(exit::OK)
-        }
-        Command::Status(args) => {
-            let runner = Runner::new(config, reporter);
-            let entries = runner.status()?;
-            if args.json {
-                print_status_json(&entries)?;
-            } else {
-                print_status(&entries);
-            }
-            Ok(exit::OK)
-        }
+        return Ok(exit::OK);
     }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let runner = Runner::new(config, reporter.clone());
+    runtime.block_on(async {
+        match cli.command {
+            Command::Build => Ok(exit::OK),
+            Command::Run(args) => {
+                let options = RunOptions {
+                    target: args.target,
+                    out_of_order: args.out_of_order,
+                };
+                if args.dry_run {
+                    let results = runner.dry_run(&options).await?;
+                    output::print_dry_run(&results, args.json)?;
+                    let failed = results.iter().any(|r| r.failure.is_some());
+                    return Ok(if failed {
+                        exit::MIGRATION_FAILED
+                    } else {
+                        exit::OK
+                    });
+                }
+                match runner.run(&options).await {
+                    Ok(report) => {
+                        if args.json {
+                            output::print_run_json(&report, None)?;
+                        }
+                        Ok(exit::OK)
+                    }
+                    Err(error) => {
+                        if args.json {
+                            output::print_run_json(&Default::default(), Some(&error))?;
+                        }
+                        Err(error.into())
+                    }
+                }
+            }
+            Command::Status(args) => {
+                let entries = runner.status().await?;
+                if args.json {
+                    output::print_status_json(&entries)?;
+                } else {
+                    output::print_status(&entries);
+                }
+                Ok(exit::OK)
+            }
+            Command::Verify(args) => {
+                let problems = runner.verify().await?;
+                output::print_verify(&problems, args.json)?;
+                Ok(if problems.is_empty() {
+                    exit::OK
+                } else {
+                    exit::VERIFY
+                })
+            }
+            Command::History(args) => {
+                let (ledger, attempts) = runner.history()?;
+                let verbose = match &args.verbose {
+                    Some(text) => Some(MigrationId::parse_key(text).ok_or_else(|| {
+                        anyhow::anyhow!(
+                            "`{text}` is not a migration version (V3) or repeatable (R__name)"
+                        )
+                    })?),
+                    None => None,
+                };
+                output::print_history(&ledger, &attempts, verbose.as_ref(), args.json)?;
+                Ok(exit::OK)
+            }
+            Command::Baseline(args) => {
+                let marked = runner.baseline(&args.version).await?;
+                println!(
+                    "Baselined {} migration(s) up to V{}",
+                    marked.len(),
+                    args.version
+                );
+                Ok(exit::OK)
+            }
+            Command::Repair => {
+                let repaired = runner.repair().await?;
+                if repaired.is_empty() {
+                    println!("Nothing to repair");
+                }
+                Ok(exit::OK)
+            }
+            Command::Sync => {
+                let synced = runner.sync().await?;
+                println!(
+                    "Synced {synced} entr{} from the graph",
+                    if synced == 1 { "y" } else { "ies" }
+                );
+                Ok(exit::OK)
+            }
+            Command::Unlock => {
+                match runner.unlock().await? {
+                    Some(holder) => println!("Removed the lock of {}", holder.owner),
+                    None => println!("No lock was held"),
+                }
+                Ok(exit::OK)
+            }
+        }
+    })
 }

@@ -1,21 +1,35 @@
-//! How the CLI shows progress, results, status tables and errors.
+//! How the CLI shows progress, results, tables and errors (JSON when asked).
 
 use std::io::{IsTerminal, Write};
 use std::path::Path;
+use std::sync::Mutex;
 use std::time::Duration;
 
-use graphmig::reporter::LogLevel;
-use graphmig::{AppliedSummary, Migration, MigrationFailure, Reporter, State, StatusEntry};
+use indicatif::{ProgressBar, ProgressStyle};
 
-/// Prints progress lines: to stdout for results, stderr for guest logs.
+use graphmig::ledger::{Attempt, Outcome, SqliteLedger};
+use graphmig::migration::MigrationId;
+use graphmig::reporter::LogLevel;
+use graphmig::runner::DryRunMigration;
+use graphmig::{
+    AppliedSummary, Error, Migration, MigrationFailure, Report, Reporter, State, StatusEntry,
+};
+
+/// Prints progress: a spinner with elapsed time on a terminal, plain lines
+/// otherwise, nothing but the final JSON with `--json`.
 pub struct ConsoleReporter {
     color: bool,
+    json: bool,
+    spinner: Mutex<Option<ProgressBar>>,
 }
 
 impl ConsoleReporter {
-    pub fn new() -> Self {
+    pub fn new(json: bool) -> Self {
+        let terminal = std::io::stdout().is_terminal();
         ConsoleReporter {
-            color: std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
+            color: terminal && std::env::var_os("NO_COLOR").is_none(),
+            json,
+            spinner: Mutex::new(None),
         }
     }
 
@@ -24,6 +38,22 @@ impl ConsoleReporter {
             format!("\x1b[{code}m{text}\x1b[0m")
         } else {
             text.to_string()
+        }
+    }
+
+    fn line(&self, text: &str) {
+        if self.json {
+            return;
+        }
+        match self.spinner.lock().ok().and_then(|s| s.clone()) {
+            Some(spinner) => spinner.println(text),
+            None => println!("{text}"),
+        }
+    }
+
+    fn stop_spinner(&self) {
+        if let Some(spinner) = self.spinner.lock().ok().and_then(|mut s| s.take()) {
+            spinner.finish_and_clear();
         }
     }
 }
@@ -38,63 +68,136 @@ fn human(d: Duration) -> String {
 
 impl Reporter for ConsoleReporter {
     fn connected(&self, target: &str, agent: &str) {
-        println!("Connected to {target} ({agent})");
+        self.line(&format!("Connected to {target} ({agent})"));
     }
 
     fn plan(&self, pending: &[Migration]) {
-        println!("{} pending migration(s)", pending.len());
+        self.line(&format!("{} pending migration(s)", pending.len()));
     }
 
     fn up_to_date(&self, applied: usize) {
-        println!("Up to date: {applied} migration(s) applied, nothing to do");
+        self.line(&format!(
+            "Up to date: {applied} migration(s) applied, nothing to do"
+        ));
     }
 
-    fn retrying_interrupted(&self, migration: &Migration) {
-        eprintln!(
-            "warning: the last attempt of {} never finished; it was not committed by this ledger's record and is run again",
-            migration.label()
-        );
+    fn waiting_for_lock(&self, owner: &str) {
+        if !self.json {
+            eprintln!("Waiting for the lock held by {owner} ...");
+        }
+    }
+
+    fn synced(&self, entries: usize) {
+        self.line(&format!(
+            "Synced {entries} entr{} applied elsewhere from the graph's history",
+            if entries == 1 { "y" } else { "ies" }
+        ));
+    }
+
+    fn resolved_interrupted(&self, description: &str, committed: bool) {
+        if !self.json {
+            eprintln!(
+                "note: the interrupted attempt of `{description}` {}",
+                if committed {
+                    "had committed (the graph's history says so); recorded as applied"
+                } else {
+                    "had not committed; recorded as failed and will run again"
+                }
+            );
+        }
+    }
+
+    fn audit(&self, line: &str) {
+        self.line(line);
+    }
+
+    fn warning(&self, message: &str) {
+        eprintln!("warning: {message}");
     }
 
     fn migration_started(&self, migration: &Migration) {
-        if std::io::stdout().is_terminal() {
-            print!("Applying {} ...\r", migration.label());
-            let _ = std::io::stdout().flush();
+        if self.json || !std::io::stdout().is_terminal() {
+            return;
+        }
+        let spinner = ProgressBar::new_spinner();
+        spinner.set_style(
+            ProgressStyle::with_template("{spinner} Applying {msg} ({elapsed})")
+                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+        );
+        spinner.set_message(migration.label());
+        spinner.enable_steady_tick(Duration::from_millis(100));
+        if let Ok(mut slot) = self.spinner.lock() {
+            *slot = Some(spinner);
         }
     }
 
     fn migration_applied(&self, migration: &Migration, summary: &AppliedSummary) {
-        println!(
-            "{} V{} {} ({}, {} statement(s), {} fuel)",
+        self.stop_spinner();
+        self.line(&format!(
+            "{} {} {} ({}, {} statement(s), {} fuel)",
             self.paint("32", "Applied"),
-            migration.version(),
+            migration.id(),
             migration.description(),
             human(summary.elapsed),
             summary.statements,
             summary.fuel_consumed
-        );
+        ));
     }
 
     fn migration_failed(&self, migration: &Migration, _failure: &MigrationFailure) {
-        println!(
-            "{} V{} {} (rolled back)",
+        self.stop_spinner();
+        self.line(&format!(
+            "{} {} {} (rolled back)",
             self.paint("31", "Failed"),
-            migration.version(),
+            migration.id(),
             migration.description()
-        );
+        ));
     }
 
     fn guest_log(&self, migration: &str, level: LogLevel, message: &str) {
-        eprintln!("  [{migration}] {}: {message}", level.as_str());
+        if self.json {
+            return;
+        }
+        let text = format!("  [{migration}] {}: {message}", level.as_str());
+        match self.spinner.lock().ok().and_then(|s| s.clone()) {
+            Some(spinner) => spinner.suspend(|| eprintln!("{text}")),
+            None => eprintln!("{text}"),
+        }
     }
 
     fn built(&self, source: &Path, artifact: &Path, bytes: u64) {
-        println!(
+        self.line(&format!(
             "Built {} -> {} ({} KiB)",
             source.file_name().unwrap_or_default().to_string_lossy(),
             artifact.display(),
             bytes.div_ceil(1024)
-        );
+        ));
+    }
+}
+
+fn print_table(headers: &[&str], rows: &[Vec<String>]) {
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.len()).collect();
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |cells: &[String]| {
+        cells
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect::<Vec<_>>()
+            .join("  ")
+            .trim_end()
+            .to_string()
+    };
+    println!(
+        "{}",
+        line(&headers.iter().map(|h| h.to_string()).collect::<Vec<_>>())
+    );
+    for row in rows {
+        println!("{}", line(row));
     }
 }
 
@@ -103,7 +206,7 @@ pub fn print_status(entries: &[StatusEntry]) {
         println!("No migrations found.");
         return;
     }
-    let rows: Vec<[String; 6]> = entries
+    let rows: Vec<Vec<String>> = entries
         .iter()
         .map(|e| {
             let mut state = e.state.as_str().to_string();
@@ -112,8 +215,8 @@ pub fn print_status(entries: &[StatusEntry]) {
             } else if e.checksum_changed {
                 state.push_str(" (file changed)");
             }
-            [
-                format!("V{}", e.version),
+            vec![
+                e.id.to_string(),
                 e.description.clone(),
                 state,
                 e.checksum.short().to_string(),
@@ -122,38 +225,28 @@ pub fn print_status(entries: &[StatusEntry]) {
             ]
         })
         .collect();
-    let headers = [
-        "VERSION",
-        "DESCRIPTION",
-        "STATE",
-        "CHECKSUM",
-        "APPLIED AT",
-        "DURATION",
-    ];
-    let mut widths = headers.map(str::len);
-    for row in &rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
-        }
-    }
-    let line = |cells: &[String]| {
-        cells
-            .iter()
-            .zip(widths)
-            .map(|(c, w)| format!("{c:<w$}"))
-            .collect::<Vec<_>>()
-            .join("  ")
-            .trim_end()
-            .to_string()
-    };
-    println!("{}", line(&headers.map(String::from)));
-    for row in &rows {
-        println!("{}", line(row));
-    }
+    print_table(
+        &[
+            "MIGRATION",
+            "DESCRIPTION",
+            "STATE",
+            "CHECKSUM",
+            "APPLIED AT",
+            "DURATION",
+        ],
+        &rows,
+    );
     for e in entries.iter().filter(|e| e.state == State::Failed) {
         if let Some(error) = &e.error {
-            println!("\nV{} failed: {error}", e.version);
+            println!("\n{} failed: {error}", e.id);
         }
+    }
+}
+
+fn id_json(id: &MigrationId) -> serde_json::Value {
+    match id {
+        MigrationId::Versioned(v) => serde_json::json!(v.as_str()),
+        MigrationId::Repeatable(_) => serde_json::json!(id.key()),
     }
 }
 
@@ -162,7 +255,8 @@ pub fn print_status_json(entries: &[StatusEntry]) -> anyhow::Result<()> {
         .iter()
         .map(|e| {
             serde_json::json!({
-                "version": e.version.as_str(),
+                "version": id_json(&e.id),
+                "repeatable": matches!(e.id, MigrationId::Repeatable(_)),
                 "description": e.description,
                 "state": e.state.as_str(),
                 "checksum": e.checksum.as_str(),
@@ -176,9 +270,256 @@ pub fn print_status_json(entries: &[StatusEntry]) -> anyhow::Result<()> {
             })
         })
         .collect();
-    let doc = serde_json::json!({ "migrations": migrations });
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&serde_json::json!({ "migrations": migrations }))?
+    );
+    Ok(())
+}
+
+pub fn print_run_json(report: &Report, error: Option<&Error>) -> anyhow::Result<()> {
+    let applied: Vec<_> = report
+        .applied
+        .iter()
+        .map(|a| {
+            serde_json::json!({
+                "version": id_json(&a.id),
+                "description": a.description,
+                "checksum": a.checksum.as_str(),
+                "duration_ms": a.summary.elapsed.as_millis() as u64,
+                "statements": a.summary.statements,
+                "fuel_consumed": a.summary.fuel_consumed,
+            })
+        })
+        .collect();
+    let doc = serde_json::json!({
+        "ok": error.is_none(),
+        "applied": applied,
+        "synced": report.synced,
+        "error": error.map(ToString::to_string),
+    });
     println!("{}", serde_json::to_string_pretty(&doc)?);
     Ok(())
+}
+
+pub fn print_dry_run(results: &[DryRunMigration], json: bool) -> anyhow::Result<()> {
+    if json {
+        let migrations: Vec<_> = results
+            .iter()
+            .map(|r| {
+                serde_json::json!({
+                    "version": id_json(&r.id),
+                    "description": r.description,
+                    "fuel_consumed": r.fuel_consumed,
+                    "failure": r.failure,
+                    "changes": r.changes.iter().map(|(k, d)| serde_json::json!({"what": k, "delta": d})).collect::<Vec<_>>(),
+                    "statements": r.statements.iter().map(|s| serde_json::json!({
+                        "seq": s.seq,
+                        "query": s.query,
+                        "params": s.params,
+                        "outcome": s.outcome.as_str(),
+                        "rows": s.rows,
+                        "duration_us": s.duration_us,
+                        "code": s.code,
+                    })).collect::<Vec<_>>(),
+                })
+            })
+            .collect();
+        println!(
+            "{}",
+            serde_json::to_string_pretty(
+                &serde_json::json!({ "dry_run": true, "migrations": migrations })
+            )?
+        );
+        return Ok(());
+    }
+    if results.is_empty() {
+        println!("Dry run: nothing pending.");
+    }
+    for r in results {
+        println!(
+            "Dry run {} {} ({} fuel)",
+            r.id, r.description, r.fuel_consumed
+        );
+        for s in &r.statements {
+            let query: String = s.query.split_whitespace().collect::<Vec<_>>().join(" ");
+            println!(
+                "  #{} {} ({} row(s), {} us){}  {}",
+                s.seq,
+                s.outcome.as_str(),
+                s.rows,
+                s.duration_us,
+                s.code.as_ref().map(|c| format!(" {c}")).unwrap_or_default(),
+                query
+            );
+        }
+        if r.changes.is_empty() {
+            println!("  would change no node or relationship counts");
+        }
+        for (what, delta) in &r.changes {
+            println!("  would change {what}: {delta:+}");
+        }
+        if let Some(failure) = &r.failure {
+            println!("  would FAIL: {failure}");
+        }
+    }
+    println!("Nothing was committed; the ledger is unchanged.");
+    Ok(())
+}
+
+pub fn print_verify(problems: &[String], json: bool) -> anyhow::Result<()> {
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(
+                &serde_json::json!({ "ok": problems.is_empty(), "problems": problems })
+            )?
+        );
+    } else if problems.is_empty() {
+        println!("Verified: files, ledger chain and graph history agree");
+    } else {
+        for p in problems {
+            println!("problem: {p}");
+        }
+    }
+    Ok(())
+}
+
+pub fn print_history(
+    ledger: &SqliteLedger,
+    attempts: &[Attempt],
+    verbose: Option<&MigrationId>,
+    json: bool,
+) -> anyhow::Result<()> {
+    let selected: Vec<&Attempt> = attempts
+        .iter()
+        .filter(|a| verbose.is_none_or(|id| a.migration.as_ref() == Some(id)))
+        .collect();
+    if json {
+        let mut entries = Vec::new();
+        for a in &selected {
+            let mut entry = serde_json::json!({
+                "id": a.id,
+                "action": a.action.as_str(),
+                "migration": a.migration.as_ref().map(MigrationId::key),
+                "description": a.description,
+                "checksum": a.checksum.as_str(),
+                "chain_seq": a.chain.as_ref().map(|c| c.seq),
+                "chain_hash": a.chain.as_ref().map(|c| c.hash.clone()),
+                "actor": a.actor,
+                "started_at": a.started_at,
+                "finished_at": a.finished_at,
+                "duration_ms": a.duration_ms,
+                "fuel_consumed": a.fuel_consumed,
+                "statements": a.statements,
+                "outcome": outcome(a.outcome),
+                "error": a.error,
+            });
+            if verbose.is_some() {
+                entry["journal"] = ledger
+                    .statements(a.id)?
+                    .into_iter()
+                    .map(|(seq, query, params, us, rows, outcome, code, message)| serde_json::json!({
+                        "seq": seq, "query": query, "params": params, "duration_us": us, "rows": rows,
+                        "outcome": outcome, "code": code, "message": message,
+                    }))
+                    .collect();
+                entry["logs"] = ledger
+                    .logs(a.id)?
+                    .into_iter()
+                    .map(|(level, message)| serde_json::json!({"level": level, "message": message}))
+                    .collect();
+                entry["datasets"] = ledger
+                    .dataset_reads(a.id)?
+                    .into_iter()
+                    .map(|(path, sha, bytes)| serde_json::json!({"path": path, "sha256": sha, "bytes": bytes}))
+                    .collect();
+            }
+            entries.push(entry);
+        }
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({ "history": entries }))?
+        );
+        return Ok(());
+    }
+    let rows: Vec<Vec<String>> = selected
+        .iter()
+        .map(|a| {
+            vec![
+                a.id.to_string(),
+                a.started_at.clone(),
+                a.action.as_str().to_string(),
+                a.migration
+                    .as_ref()
+                    .map(ToString::to_string)
+                    .unwrap_or_default(),
+                a.description.clone(),
+                outcome(a.outcome).to_string(),
+                a.chain
+                    .as_ref()
+                    .map(|c| c.seq.to_string())
+                    .unwrap_or_default(),
+                a.actor.clone(),
+                a.error
+                    .clone()
+                    .unwrap_or_default()
+                    .lines()
+                    .next()
+                    .unwrap_or("")
+                    .to_string(),
+            ]
+        })
+        .collect();
+    print_table(
+        &[
+            "#",
+            "AT",
+            "ACTION",
+            "MIGRATION",
+            "DESCRIPTION",
+            "OUTCOME",
+            "CHAIN",
+            "BY",
+            "NOTE",
+        ],
+        &rows,
+    );
+    if verbose.is_some() {
+        for a in &selected {
+            println!(
+                "\nAttempt #{} ({} {}):",
+                a.id,
+                a.action.as_str(),
+                outcome(a.outcome)
+            );
+            for (seq, query, params, us, rows, outcome, code, message) in ledger.statements(a.id)? {
+                let query: String = query.split_whitespace().collect::<Vec<_>>().join(" ");
+                println!("  #{seq} {outcome} {rows} row(s) {us} us  {query}");
+                if !params.is_empty() {
+                    println!("      params: {params}");
+                }
+                if let Some(code) = code {
+                    println!("      {code}: {}", message.unwrap_or_default());
+                }
+            }
+            for (path, sha, bytes) in ledger.dataset_reads(a.id)? {
+                println!("  read data/{path} ({bytes} bytes, sha256 {sha})");
+            }
+            for (level, message) in ledger.logs(a.id)? {
+                println!("  log {level}: {message}");
+            }
+        }
+    }
+    Ok(())
+}
+
+fn outcome(outcome: Outcome) -> &'static str {
+    match outcome {
+        Outcome::Running => "running",
+        Outcome::Applied => "applied",
+        Outcome::Failed => "failed",
+    }
 }
 
 pub fn print_error(error: &anyhow::Error) {

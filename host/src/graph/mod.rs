@@ -1,5 +1,8 @@
 //! The graph database over Bolt: connecting, transactions and error classification.
 
+pub mod history;
+pub mod lock;
+
 use neo4rs::{BoltType, ConfigBuilder, Graph, Txn};
 
 use crate::config::DatabaseSettings;

@@ -1,30 +1,57 @@
-//! The local ledger: one row per attempt to run a migration, in SQLite.
+//! The local ledger: one row per event (an attempt to run a migration, or an audit
+//! entry such as a baseline, repair, sync or unlock), in SQLite.
 
 mod sqlite;
 
-pub use sqlite::SqliteLedger;
+pub use sqlite::{SqliteLedger, now_rfc3339};
 
-use crate::migration::{Checksum, Version};
+use crate::migration::{Checksum, MigrationId};
 
-/// Which step of a migration an attempt ran.
+/// What an event did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Direction {
-    /// `up`.
+pub enum Action {
+    /// Ran `up`.
     Up,
-    /// `down`.
+    /// Ran `down`.
     Down,
+    /// Marked as applied without running (`graphmig baseline`).
+    Baseline,
+    /// Accepted a changed checksum or cleared a failed attempt (`graphmig repair`).
+    Repair,
+    /// Copied from the graph's history (`graphmig sync`).
+    Sync,
+    /// Removed a lock (`graphmig unlock`).
+    Unlock,
 }
 
-impl Direction {
-    fn as_str(self) -> &'static str {
+impl Action {
+    /// Lowercase name, as stored in the ledger and the graph.
+    pub fn as_str(self) -> &'static str {
         match self {
-            Direction::Up => "up",
-            Direction::Down => "down",
+            Action::Up => "up",
+            Action::Down => "down",
+            Action::Baseline => "baseline",
+            Action::Repair => "repair",
+            Action::Sync => "sync",
+            Action::Unlock => "unlock",
         }
+    }
+
+    /// Parses a stored name.
+    pub fn parse(text: &str) -> Option<Action> {
+        Some(match text {
+            "up" => Action::Up,
+            "down" => Action::Down,
+            "baseline" => Action::Baseline,
+            "repair" => Action::Repair,
+            "sync" => Action::Sync,
+            "unlock" => Action::Unlock,
+            _ => return None,
+        })
     }
 }
 
-/// How an attempt ended (or that it has not).
+/// How an event ended (or that it has not).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
     /// Started and never finished: the runner died, or is still running.
@@ -53,19 +80,34 @@ impl Outcome {
     }
 }
 
-/// One recorded attempt.
+/// A link of the hash chain, as recorded in the graph's history.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChainLink {
+    /// Position in the chain, from 1.
+    pub seq: i64,
+    /// The chain hash of this entry.
+    pub hash: String,
+}
+
+/// One recorded event.
 #[derive(Debug, Clone)]
 pub struct Attempt {
     /// Row id, increasing.
     pub id: i64,
-    /// Version of the migration.
-    pub version: Version,
+    /// What it did.
+    pub action: Action,
+    /// The migration (none for an unlock).
+    pub migration: Option<MigrationId>,
     /// Description from its file name.
     pub description: String,
-    /// Which step ran.
-    pub direction: Direction,
-    /// Checksum of the artifact that ran.
+    /// Checksum of the artifact concerned.
     pub checksum: Checksum,
+    /// Its link in the hash chain, for applied entries.
+    pub chain: Option<ChainLink>,
+    /// A unique key, also written to the graph with the migration's data.
+    pub attempt_key: String,
+    /// Who ran it (`user@host`).
+    pub actor: String,
     /// When it started (RFC 3339, UTC).
     pub started_at: String,
     /// When it ended, if it did.
@@ -78,7 +120,7 @@ pub struct Attempt {
     pub statements: Option<u32>,
     /// How it ended.
     pub outcome: Outcome,
-    /// The error, for failed attempts.
+    /// The error of a failed attempt, or the note of an audit entry.
     pub error: Option<String>,
 }
 
@@ -95,12 +137,14 @@ pub struct Finish {
     pub statements: u32,
     /// The error text for failures.
     pub error: Option<String>,
+    /// The chain link the graph gave the committed entry.
+    pub chain: Option<ChainLink>,
 }
 
-/// The state of one version according to its attempts.
+/// The state of one migration according to its events.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum State {
-    /// Its latest successful step was `up`.
+    /// Applied (by `up`, baseline or sync) and not reverted.
     Applied,
     /// Never applied, or reverted.
     Pending,
@@ -122,27 +166,73 @@ impl State {
     }
 }
 
-/// Folds one version's attempts (oldest first) into its state and the attempt that
-/// applied it, if it is applied.
-pub fn fold_state<'a>(
-    attempts: impl IntoIterator<Item = &'a Attempt>,
-) -> (State, Option<&'a Attempt>) {
-    let mut applied: Option<&Attempt> = None;
-    let mut state = State::Pending;
+/// One migration's state, folded from its events.
+#[derive(Debug, Clone)]
+pub struct Folded<'a> {
+    /// The state.
+    pub state: State,
+    /// The event that applied it, when applied.
+    pub applied: Option<&'a Attempt>,
+    /// The checksum it is applied with (a repair may have changed it).
+    pub checksum: Option<Checksum>,
+    /// Its latest event.
+    pub last: Option<&'a Attempt>,
+}
+
+/// Folds one migration's events (oldest first) into its state.
+pub fn fold_state<'a>(attempts: impl IntoIterator<Item = &'a Attempt>) -> Folded<'a> {
+    let mut folded = Folded {
+        state: State::Pending,
+        applied: None,
+        checksum: None,
+        last: None,
+    };
     for attempt in attempts {
-        match (attempt.direction, attempt.outcome) {
-            (Direction::Up, Outcome::Applied) => {
-                applied = Some(attempt);
-                state = State::Applied;
+        folded.last = Some(attempt);
+        match (attempt.action, attempt.outcome) {
+            (Action::Up | Action::Baseline | Action::Sync, Outcome::Applied) => {
+                folded.state = State::Applied;
+                folded.applied = Some(attempt);
+                folded.checksum = Some(attempt.checksum.clone());
             }
-            (Direction::Down, Outcome::Applied) => {
-                applied = None;
-                state = State::Pending;
+            (Action::Down, Outcome::Applied) => {
+                folded.state = State::Pending;
+                folded.applied = None;
+                folded.checksum = None;
             }
-            (_, Outcome::Failed) if applied.is_none() => state = State::Failed,
-            (_, Outcome::Running) => state = State::Interrupted,
-            (_, Outcome::Failed) => {}
+            (Action::Repair, Outcome::Applied) => {
+                if folded.applied.is_some() {
+                    folded.state = State::Applied;
+                    folded.checksum = Some(attempt.checksum.clone());
+                } else {
+                    folded.state = State::Pending;
+                }
+            }
+            (_, Outcome::Running) => folded.state = State::Interrupted,
+            (_, Outcome::Failed) => {
+                folded.state = if folded.applied.is_some() {
+                    State::Applied
+                } else {
+                    State::Failed
+                };
+            }
+            (Action::Unlock, _) => {}
         }
     }
-    (state, applied)
+    folded
 }
+
+/// The chain hash of an entry: SHA-256 over the previous hash, the action, the
+/// migration key and the checksum.
+pub fn chain_hash(previous: &str, action: Action, key: &str, checksum: &Checksum) -> String {
+    use sha2::{Digest, Sha256};
+    let mut hasher = Sha256::new();
+    for part in [previous, action.as_str(), key, checksum.as_str()] {
+        hasher.update(part.as_bytes());
+        hasher.update(b"\n");
+    }
+    hex::encode(hasher.finalize())
+}
+
+/// The hash the first entry of a chain links to.
+pub const CHAIN_ORIGIN: &str = "0000000000000000000000000000000000000000000000000000000000000000";

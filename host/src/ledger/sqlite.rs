@@ -5,9 +5,9 @@ use std::time::SystemTime;
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::{Attempt, Direction, Finish, Outcome};
+use super::{Action, Attempt, ChainLink, Finish, Outcome};
 use crate::error::Error;
-use crate::migration::{Checksum, Migration, Version};
+use crate::migration::{Checksum, Migration, MigrationId};
 use crate::wasm::GuestRecord;
 
 const SCHEMA: &str = "
@@ -18,10 +18,15 @@ CREATE TABLE IF NOT EXISTS ledger_meta (
 CREATE TABLE IF NOT EXISTS attempts (
     id            INTEGER PRIMARY KEY AUTOINCREMENT,
     target        TEXT    NOT NULL,
-    version       TEXT    NOT NULL,
+    action        TEXT    NOT NULL
+                  CHECK (action IN ('up', 'down', 'baseline', 'repair', 'sync', 'unlock')),
+    migration     TEXT    NOT NULL,
     description   TEXT    NOT NULL,
-    direction     TEXT    NOT NULL CHECK (direction IN ('up', 'down')),
     checksum      TEXT    NOT NULL,
+    chain_seq     INTEGER,
+    chain_hash    TEXT,
+    attempt_key   TEXT    NOT NULL,
+    actor         TEXT    NOT NULL,
     started_at    TEXT    NOT NULL,
     finished_at   TEXT,
     duration_ms   INTEGER,
@@ -143,28 +148,98 @@ impl SqliteLedger {
         &self.path
     }
 
-    /// Records that `migration`'s `direction` step is starting against `target`.
+    /// Records that `action` on `migration` is starting against `target`.
     pub fn begin_attempt(
         &self,
         target: &str,
         migration: &Migration,
-        direction: Direction,
+        action: Action,
+        attempt_key: &str,
+        actor: &str,
     ) -> Result<i64, Error> {
         self.conn
             .execute(
-                "INSERT INTO attempts (target, version, description, direction, checksum, started_at, outcome)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'running')",
+                "INSERT INTO attempts (target, action, migration, description, checksum, attempt_key, actor, started_at, outcome)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'running')",
                 params![
                     target,
-                    migration.version().as_str(),
+                    action.as_str(),
+                    migration.id().key(),
                     migration.description(),
-                    direction.as_str(),
                     migration.checksum().as_str(),
+                    attempt_key,
+                    actor,
                     now_rfc3339(),
                 ],
             )
             .map_err(|e| self.err(e))?;
         Ok(self.conn.last_insert_rowid())
+    }
+
+    /// Records a finished audit entry (baseline, repair, sync, unlock).
+    #[allow(clippy::too_many_arguments)]
+    pub fn record_event(
+        &self,
+        target: &str,
+        action: Action,
+        migration: Option<&MigrationId>,
+        description: &str,
+        checksum: &Checksum,
+        chain: Option<&ChainLink>,
+        attempt_key: &str,
+        actor: &str,
+        note: &str,
+    ) -> Result<i64, Error> {
+        let now = now_rfc3339();
+        self.conn
+            .execute(
+                "INSERT INTO attempts (target, action, migration, description, checksum, chain_seq, chain_hash,
+                                       attempt_key, actor, started_at, finished_at, duration_ms, outcome, error)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10, 0, 'applied', ?11)",
+                params![
+                    target,
+                    action.as_str(),
+                    migration.map(MigrationId::key).unwrap_or_default(),
+                    description,
+                    checksum.as_str(),
+                    chain.map(|c| c.seq),
+                    chain.map(|c| c.hash.as_str()),
+                    attempt_key,
+                    actor,
+                    now,
+                    note,
+                ],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
+    /// Settles an attempt that never finished: committed (with its chain link, as
+    /// found in the graph) or not.
+    pub fn resolve_interrupted(&self, id: i64, committed: Option<&ChainLink>) -> Result<(), Error> {
+        let (outcome, note) = match committed {
+            Some(_) => ("applied", None),
+            None => (
+                "failed",
+                Some("interrupted before its transaction committed; nothing of it was applied"),
+            ),
+        };
+        self.conn
+            .execute(
+                "UPDATE attempts SET outcome = ?2, finished_at = ?3, chain_seq = ?4, chain_hash = ?5,
+                        error = coalesce(?6, error)
+                 WHERE id = ?1 AND outcome = 'running'",
+                params![
+                    id,
+                    outcome,
+                    now_rfc3339(),
+                    committed.map(|c| c.seq),
+                    committed.map(|c| c.hash.as_str()),
+                    note
+                ],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(())
     }
 
     /// Records how attempt `id` ended, with what the guest did.
@@ -179,7 +254,7 @@ impl SqliteLedger {
         let tx = self.conn.transaction().map_err(err)?;
         tx.execute(
             "UPDATE attempts SET finished_at = ?2, duration_ms = ?3, fuel_consumed = ?4,
-                 statements = ?5, outcome = ?6, error = ?7
+                 statements = ?5, outcome = ?6, error = ?7, chain_seq = ?8, chain_hash = ?9
              WHERE id = ?1",
             params![
                 id,
@@ -189,6 +264,8 @@ impl SqliteLedger {
                 finish.statements,
                 finish.outcome.as_str(),
                 finish.error,
+                finish.chain.as_ref().map(|c| c.seq),
+                finish.chain.as_ref().map(|c| c.hash.as_str()),
             ],
         )
         .map_err(err)?;
@@ -244,54 +321,126 @@ impl SqliteLedger {
         tx.commit().map_err(err)
     }
 
-    /// Every attempt against `target`, oldest first.
+    /// Every event against `target`, oldest first.
     pub fn attempts(&self, target: &str) -> Result<Vec<Attempt>, Error> {
         let mut stmt = self
             .conn
             .prepare(
-                "SELECT id, version, description, direction, checksum, started_at, finished_at,
-                        duration_ms, fuel_consumed, statements, outcome, error
+                "SELECT id, action, migration, description, checksum, chain_seq, chain_hash, attempt_key,
+                        actor, started_at, finished_at, duration_ms, fuel_consumed, statements, outcome, error
                  FROM attempts WHERE target = ?1 ORDER BY id",
             )
             .map_err(|e| self.err(e))?;
         let rows = stmt
             .query_map([target], |row| {
-                let version: String = row.get(1)?;
-                let direction: String = row.get(3)?;
-                let outcome: String = row.get(10)?;
+                let action: String = row.get(1)?;
+                let migration: String = row.get(2)?;
+                let seq: Option<i64> = row.get(5)?;
+                let hash: Option<String> = row.get(6)?;
+                let outcome: String = row.get(14)?;
                 Ok((
-                    version,
+                    action,
+                    migration,
                     Attempt {
                         id: row.get(0)?,
-                        // Replaced below; rusqlite closures cannot fail with our error.
-                        version: Version::parse("0").expect("0 is a version"),
-                        description: row.get(2)?,
-                        direction: if direction == "down" {
-                            Direction::Down
-                        } else {
-                            Direction::Up
-                        },
+                        // Both are replaced below; rusqlite closures cannot fail
+                        // with our error type.
+                        action: Action::Unlock,
+                        migration: None,
+                        description: row.get(3)?,
                         checksum: Checksum::from_hex(row.get::<_, String>(4)?),
-                        started_at: row.get(5)?,
-                        finished_at: row.get(6)?,
-                        duration_ms: row.get::<_, Option<i64>>(7)?.map(|v| v as u64),
-                        fuel_consumed: row.get::<_, Option<i64>>(8)?.map(|v| v as u64),
-                        statements: row.get(9)?,
+                        chain: seq.zip(hash).map(|(seq, hash)| ChainLink { seq, hash }),
+                        attempt_key: row.get(7)?,
+                        actor: row.get(8)?,
+                        started_at: row.get(9)?,
+                        finished_at: row.get(10)?,
+                        duration_ms: row.get::<_, Option<i64>>(11)?.map(|v| v as u64),
+                        fuel_consumed: row.get::<_, Option<i64>>(12)?.map(|v| v as u64),
+                        statements: row.get(13)?,
                         outcome: Outcome::parse(&outcome),
-                        error: row.get(11)?,
+                        error: row.get(15)?,
                     },
                 ))
             })
             .map_err(|e| self.err(e))?;
         let mut attempts = Vec::new();
         for row in rows {
-            let (version, mut attempt) = row.map_err(|e| self.err(e))?;
-            attempt.version = Version::parse(&version).ok_or_else(|| {
-                self.err(format!("corrupt version `{version}` in row {}", attempt.id))
+            let (action, migration, mut attempt) = row.map_err(|e| self.err(e))?;
+            attempt.action = Action::parse(&action).ok_or_else(|| {
+                self.err(format!("unknown action `{action}` in row {}", attempt.id))
             })?;
+            attempt.migration = if migration.is_empty() {
+                None
+            } else {
+                Some(MigrationId::parse_key(&migration).ok_or_else(|| {
+                    self.err(format!(
+                        "corrupt migration `{migration}` in row {}",
+                        attempt.id
+                    ))
+                })?)
+            };
             attempts.push(attempt);
         }
         Ok(attempts)
+    }
+
+    /// The statement journal of attempt `id`: seq, query, params, duration in
+    /// microseconds, rows, outcome, code, message.
+    #[allow(clippy::type_complexity)]
+    pub fn statements(
+        &self,
+        id: i64,
+    ) -> Result<
+        Vec<(
+            u32,
+            String,
+            String,
+            u64,
+            u64,
+            String,
+            Option<String>,
+            Option<String>,
+        )>,
+        Error,
+    > {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT seq, query, params, duration_us, rows, outcome, code, message
+                 FROM statements WHERE attempt_id = ?1 ORDER BY seq",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([id], |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get::<_, i64>(3)? as u64,
+                    r.get::<_, i64>(4)? as u64,
+                    r.get(5)?,
+                    r.get(6)?,
+                    r.get(7)?,
+                ))
+            })
+            .map_err(|e| self.err(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
+    }
+
+    /// The dataset reads of attempt `id`: path, sha256, bytes.
+    pub fn dataset_reads(&self, id: i64) -> Result<Vec<(String, String, u64)>, Error> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT path, sha256, bytes FROM dataset_reads WHERE attempt_id = ?1 ORDER BY seq",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([id], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get::<_, i64>(2)? as u64))
+            })
+            .map_err(|e| self.err(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
     }
 
     /// The guest log lines of attempt `id`, in order.

@@ -1,0 +1,240 @@
+//! The history in the graph: one `__GraphmigMigration` node per applied event,
+//! written inside the migration's own transaction, so that the graph itself says
+//! whether a migration committed. Every runner, on any machine, sees the same truth.
+
+use neo4rs::BoltType;
+
+use super::{GraphDb, GraphError, GraphErrorKind, GraphTxn};
+use crate::error::Error;
+use crate::ledger::{Action, CHAIN_ORIGIN, ChainLink, chain_hash};
+use crate::migration::Checksum;
+
+/// The label of history nodes.
+pub const HISTORY_LABEL: &str = "__GraphmigMigration";
+/// The label of the lock node.
+pub const LOCK_LABEL: &str = "__GraphmigLock";
+
+/// One event of the graph's history.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryEntry {
+    /// Its link in the hash chain.
+    pub chain: ChainLink,
+    /// The hash of the entry before it.
+    pub previous: String,
+    /// What happened.
+    pub action: Action,
+    /// The migration's key (version or `R__description`).
+    pub key: String,
+    /// Its description.
+    pub description: String,
+    /// Checksum of its artifact.
+    pub checksum: Checksum,
+    /// The attempt key the runner gave it (matches the ledger row).
+    pub attempt_key: String,
+    /// When (RFC 3339).
+    pub applied_at: String,
+    /// Who (`user@host`).
+    pub applied_by: String,
+}
+
+/// What a runner writes into the graph with a migration.
+#[derive(Debug, Clone)]
+pub struct HistoryDraft {
+    /// What happened.
+    pub action: Action,
+    /// The migration's key.
+    pub key: String,
+    /// Its description.
+    pub description: String,
+    /// Checksum of its artifact.
+    pub checksum: Checksum,
+    /// The attempt key.
+    pub attempt_key: String,
+    /// When.
+    pub applied_at: String,
+    /// Who.
+    pub applied_by: String,
+}
+
+/// Proof that the writer holds the lock: its owner string and generation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fence {
+    /// The lock's owner.
+    pub owner: String,
+    /// The lock's generation, bumped by every take-over.
+    pub generation: i64,
+}
+
+pub(crate) fn text(row: &[(String, BoltType)], column: &str) -> Option<String> {
+    row.iter()
+        .find(|(k, _)| k == column)
+        .and_then(|(_, v)| match v {
+            BoltType::String(s) => Some(s.value.clone()),
+            _ => None,
+        })
+}
+
+pub(crate) fn int(row: &[(String, BoltType)], column: &str) -> Option<i64> {
+    row.iter()
+        .find(|(k, _)| k == column)
+        .and_then(|(_, v)| match v {
+            BoltType::Integer(i) => Some(i.value),
+            // Some servers hand back integers stored as text or float.
+            BoltType::Float(f) => Some(f.value as i64),
+            BoltType::String(s) => s.value.parse().ok(),
+            _ => None,
+        })
+}
+
+fn s(value: &str) -> BoltType {
+    BoltType::String(neo4rs::BoltString::new(value))
+}
+
+fn i(value: i64) -> BoltType {
+    BoltType::Integer(neo4rs::BoltInteger::new(value))
+}
+
+impl GraphDb {
+    /// Creates the constraints the lock and history rely on, if missing.
+    pub async fn ensure_history_schema(&self) -> Result<(), Error> {
+        for statement in [
+            format!(
+                "CREATE CONSTRAINT graphmig_lock_id IF NOT EXISTS FOR (l:{LOCK_LABEL}) REQUIRE l.id IS UNIQUE"
+            ),
+            format!(
+                "CREATE CONSTRAINT graphmig_history_seq IF NOT EXISTS FOR (h:{HISTORY_LABEL}) REQUIRE h.seq IS UNIQUE"
+            ),
+        ] {
+            let mut txn = self.begin().await?;
+            txn.run(&statement, Vec::new())
+                .await
+                .map_err(|e| self.database_error(format!("{statement}: {e}")))?;
+            txn.commit()
+                .await
+                .map_err(|e| self.database_error(format!("{statement}: {e}")))?;
+        }
+        Ok(())
+    }
+
+    /// The whole history, in chain order.
+    pub async fn read_history(&self) -> Result<Vec<HistoryEntry>, Error> {
+        let mut txn = self.begin().await?;
+        let rows = txn
+            .run(
+                &format!(
+                    "MATCH (h:{HISTORY_LABEL}) RETURN h.seq AS seq, h.chain_hash AS hash, h.previous AS previous,
+                     h.action AS action, h.key AS key, h.description AS description, h.checksum AS checksum,
+                     h.attempt AS attempt, h.applied_at AS applied_at, h.applied_by AS applied_by
+                     ORDER BY seq"
+                ),
+                Vec::new(),
+            )
+            .await
+            .map_err(|e| self.database_error(format!("reading the history: {e}")))?;
+        let _ = txn.rollback().await;
+        let mut entries = Vec::with_capacity(rows.len());
+        for row in rows {
+            let action = text(&row, "action").and_then(|a| Action::parse(&a));
+            let (Some(seq), Some(hash), Some(action)) =
+                (int(&row, "seq"), text(&row, "hash"), action)
+            else {
+                return Err(self.database_error(format!(
+                    "a {HISTORY_LABEL} node is incomplete (seq, chain_hash or action missing)"
+                )));
+            };
+            entries.push(HistoryEntry {
+                chain: ChainLink { seq, hash },
+                previous: text(&row, "previous").unwrap_or_default(),
+                action,
+                key: text(&row, "key").unwrap_or_default(),
+                description: text(&row, "description").unwrap_or_default(),
+                checksum: Checksum::from_hex(text(&row, "checksum").unwrap_or_default()),
+                attempt_key: text(&row, "attempt").unwrap_or_default(),
+                applied_at: text(&row, "applied_at").unwrap_or_default(),
+                applied_by: text(&row, "applied_by").unwrap_or_default(),
+            });
+        }
+        entries.sort_by_key(|e| e.chain.seq);
+        Ok(entries)
+    }
+
+    pub(crate) fn database_error(&self, message: String) -> Error {
+        Error::Database {
+            uri: self.settings.uri.clone(),
+            message,
+        }
+    }
+}
+
+impl GraphTxn {
+    /// Appends an entry to the history inside this transaction, after checking
+    /// that the writer still holds the lock (`fence`). Commits with the data or
+    /// not at all.
+    pub async fn append_history(
+        &mut self,
+        fence: &Fence,
+        draft: &HistoryDraft,
+    ) -> Result<HistoryEntry, GraphError> {
+        let rows = self
+            .run(
+                &format!(
+                    "MATCH (l:{LOCK_LABEL} {{id: 'graphmig'}}) WHERE l.owner = $owner AND l.generation = $generation
+                     RETURN l.owner AS owner"
+                ),
+                vec![("owner".into(), s(&fence.owner)), ("generation".into(), i(fence.generation))],
+            )
+            .await?;
+        if rows.is_empty() {
+            return Err(GraphError {
+                kind: GraphErrorKind::Other,
+                code: "graphmig.LockLost".into(),
+                message: "this runner no longer holds the lock (it expired and was taken over); nothing was committed".into(),
+            });
+        }
+        let head = self
+            .run(
+                &format!(
+                    "MATCH (h:{HISTORY_LABEL}) RETURN h.seq AS seq, h.chain_hash AS hash ORDER BY seq DESC LIMIT 1"
+                ),
+                Vec::new(),
+            )
+            .await?;
+        let (seq, previous) = head
+            .first()
+            .and_then(|row| Some((int(row, "seq")?, text(row, "hash")?)))
+            .unwrap_or((0, CHAIN_ORIGIN.to_string()));
+        let hash = chain_hash(&previous, draft.action, &draft.key, &draft.checksum);
+        let entry = HistoryEntry {
+            chain: ChainLink { seq: seq + 1, hash },
+            previous,
+            action: draft.action,
+            key: draft.key.clone(),
+            description: draft.description.clone(),
+            checksum: draft.checksum.clone(),
+            attempt_key: draft.attempt_key.clone(),
+            applied_at: draft.applied_at.clone(),
+            applied_by: draft.applied_by.clone(),
+        };
+        self.run(
+            &format!(
+                "CREATE (:{HISTORY_LABEL} {{seq: $seq, chain_hash: $hash, previous: $previous, action: $action,
+                 key: $key, version: $key, description: $description, checksum: $checksum, attempt: $attempt,
+                 applied_at: $applied_at, applied_by: $applied_by}})"
+            ),
+            vec![
+                ("seq".into(), i(entry.chain.seq)),
+                ("hash".into(), s(&entry.chain.hash)),
+                ("previous".into(), s(&entry.previous)),
+                ("action".into(), s(entry.action.as_str())),
+                ("key".into(), s(&entry.key)),
+                ("description".into(), s(&entry.description)),
+                ("checksum".into(), s(entry.checksum.as_str())),
+                ("attempt".into(), s(&entry.attempt_key)),
+                ("applied_at".into(), s(&entry.applied_at)),
+                ("applied_by".into(), s(&entry.applied_by)),
+            ],
+        )
+        .await?;
+        Ok(entry)
+    }
+}
