@@ -214,13 +214,16 @@ impl Runner {
         if attempts.iter().any(|a| a.outcome == Outcome::Running) {
             match GraphDb::connect(&self.config.database).await {
                 Ok(db) => {
-                    let live = db
-                        .lock_holder()
-                        .await?
-                        .is_some_and(|h| h.expires_at > now_ms());
-                    // A live lock means a runner is at work: its row is running, not
-                    // interrupted, and is left alone.
-                    if !live {
+                    let live = db.lock_holder().await?.filter(|h| h.expires_at > now_ms());
+                    // A live lock means a runner may be at work: its row is left
+                    // alone until the lease ends.
+                    if let Some(holder) = live {
+                        self.reporter.warning(&format!(
+                            "{} holds the lock until {}; unfinished attempts are settled once it is released or expires",
+                            holder.owner,
+                            crate::graph::lock::ms_to_rfc3339(holder.expires_at)
+                        ));
+                    } else {
                         let history = db.read_history().await?;
                         self.resolve_interrupted(&ledger, &attempts, &history)?;
                         attempts = ledger.attempts(&self.target())?;

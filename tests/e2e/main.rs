@@ -6,3 +6,4 @@ mod failures;
 mod hostile;
 mod quickstart;
 mod support;
+mod trust;
