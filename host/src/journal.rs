@@ -46,6 +46,8 @@ pub struct JournalEntry {
     pub duration_us: u64,
     /// Rows it returned.
     pub rows: u64,
+    /// What it changed, as the server counted it (`+2 node(s), 4 propert(ies) set`).
+    pub counters: String,
     /// How it ended.
     pub outcome: StatementOutcome,
     /// The error code, if any.
@@ -72,6 +74,7 @@ impl JournalEntry {
             params,
             duration_us: 0,
             rows: 0,
+            counters: String::new(),
             outcome: StatementOutcome::Ok,
             code: None,
             message: None,

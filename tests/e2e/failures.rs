@@ -142,3 +142,23 @@ fn cypher_values_of_every_kind_survive_the_round_trip() {
         "the fixture cleans up after itself"
     );
 }
+
+#[test]
+fn a_constraint_violation_fails_the_migration_with_the_servers_code() {
+    let project = Project::new("");
+    project
+        .add("V31__unique_constraint", "V1__unique_constraint")
+        .add("V32__duplicate_keys", "V2__duplicate_keys");
+    let output = project.graphmig(&["run"]);
+    let out = text(&output);
+    assert_eq!(output.status.code(), Some(1), "{out}");
+    assert!(
+        out.contains("V2") && out.contains("ConstraintValidationFailed"),
+        "{out}"
+    );
+    assert_eq!(project.db.count("Account"), 0, "neither duplicate survives");
+    assert_eq!(
+        project.states(),
+        states(&[("1", "applied"), ("2", "failed")])
+    );
+}

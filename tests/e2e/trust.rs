@@ -444,4 +444,8 @@ fn history_verbose_shows_the_journal() {
         "{out}"
     );
     assert!(out.contains("MATCH (p:Probe) DELETE p"), "{out}");
+    assert!(
+        out.contains("changed: -1 node(s)"),
+        "counters are journaled: {out}"
+    );
 }

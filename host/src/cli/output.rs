@@ -319,6 +319,7 @@ pub fn print_dry_run(results: &[DryRunMigration], json: bool) -> anyhow::Result<
                         "params": s.params,
                         "outcome": s.outcome.as_str(),
                         "rows": s.rows,
+                        "counters": s.counters,
                         "duration_us": s.duration_us,
                         "code": s.code,
                     })).collect::<Vec<_>>(),
@@ -352,6 +353,9 @@ pub fn print_dry_run(results: &[DryRunMigration], json: bool) -> anyhow::Result<
                 s.code.as_ref().map(|c| format!(" {c}")).unwrap_or_default(),
                 query
             );
+            if !s.counters.is_empty() {
+                println!("      would change: {}", s.counters);
+            }
         }
         if r.changes.is_empty() {
             println!("  would change no node or relationship counts");
@@ -419,9 +423,10 @@ pub fn print_history(
                 entry["journal"] = ledger
                     .statements(a.id)?
                     .into_iter()
-                    .map(|(seq, query, params, us, rows, outcome, code, message)| serde_json::json!({
-                        "seq": seq, "query": query, "params": params, "duration_us": us, "rows": rows,
-                        "outcome": outcome, "code": code, "message": message,
+                    .map(|j| serde_json::json!({
+                        "seq": j.seq, "query": j.query, "params": j.params, "duration_us": j.duration_us,
+                        "rows": j.rows, "counters": j.counters, "outcome": j.outcome, "code": j.code,
+                        "message": j.message,
                     }))
                     .collect();
                 entry["logs"] = ledger
@@ -493,14 +498,20 @@ pub fn print_history(
                 a.action.as_str(),
                 outcome(a.outcome)
             );
-            for (seq, query, params, us, rows, outcome, code, message) in ledger.statements(a.id)? {
-                let query: String = query.split_whitespace().collect::<Vec<_>>().join(" ");
-                println!("  #{seq} {outcome} {rows} row(s) {us} us  {query}");
-                if !params.is_empty() {
-                    println!("      params: {params}");
+            for j in ledger.statements(a.id)? {
+                let query: String = j.query.split_whitespace().collect::<Vec<_>>().join(" ");
+                println!(
+                    "  #{} {} {} row(s) {} us  {query}",
+                    j.seq, j.outcome, j.rows, j.duration_us
+                );
+                if !j.params.is_empty() {
+                    println!("      params: {}", j.params);
                 }
-                if let Some(code) = code {
-                    println!("      {code}: {}", message.unwrap_or_default());
+                if !j.counters.is_empty() {
+                    println!("      changed: {}", j.counters);
+                }
+                if let Some(code) = j.code {
+                    println!("      {code}: {}", j.message.unwrap_or_default());
                 }
             }
             for (path, sha, bytes) in ledger.dataset_reads(a.id)? {

@@ -3,6 +3,32 @@
 pub mod history;
 pub mod lock;
 
+pub use neo4rs::summary::Counters;
+
+/// Counters as a short phrase: `+2 nodes, 4 properties set`; empty when nothing
+/// changed.
+pub fn describe_counters(c: &Counters) -> String {
+    let parts = [
+        (c.nodes_created, "+", "node(s)"),
+        (c.nodes_deleted, "-", "node(s)"),
+        (c.relationships_created, "+", "relationship(s)"),
+        (c.relationships_deleted, "-", "relationship(s)"),
+        (c.properties_set, "", "propert(ies) set"),
+        (c.labels_added, "+", "label(s)"),
+        (c.labels_removed, "-", "label(s)"),
+        (c.indexes_added, "+", "index(es)"),
+        (c.indexes_removed, "-", "index(es)"),
+        (c.constraints_added, "+", "constraint(s)"),
+        (c.constraints_removed, "-", "constraint(s)"),
+    ];
+    parts
+        .iter()
+        .filter(|(n, _, _)| *n > 0)
+        .map(|(n, sign, what)| format!("{sign}{n} {what}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 use neo4rs::{BoltType, ConfigBuilder, Graph, Txn};
 
 use crate::config::DatabaseSettings;
@@ -151,7 +177,7 @@ impl GraphDb {
             .build()
             .map_err(|e| fail(redact(&e.to_string(), settings)))?;
         let probe = async {
-            let graph = Graph::connect(config).await?;
+            let graph = Graph::connect(config)?;
             // A transaction, unlike Graph::run, is not retried with backoff by the
             // driver, so a wrong password fails at once instead of after a minute.
             let mut txn = graph.start_txn_on(settings.database.as_str()).await?;
@@ -280,6 +306,15 @@ impl GraphTxn {
         query: &str,
         params: Vec<(String, BoltType)>,
     ) -> Result<Vec<Vec<(String, BoltType)>>, GraphError> {
+        self.run_counted(query, params).await.map(|(rows, _)| rows)
+    }
+
+    /// Runs a statement and returns its rows and the server's update counters.
+    pub async fn run_counted(
+        &mut self,
+        query: &str,
+        params: Vec<(String, BoltType)>,
+    ) -> Result<(Vec<Vec<(String, BoltType)>>, Counters), GraphError> {
         let mut q = neo4rs::query(query);
         for (name, value) in params {
             q = q.param(&name, value);
@@ -300,7 +335,8 @@ impl GraphTxn {
                 })?;
             rows.push(map.into_iter().collect::<Vec<_>>());
         }
-        Ok(rows)
+        let summary = stream.finish(self.txn.handle()).await.map_err(&mut fail)?;
+        Ok((rows, *summary.stats()))
     }
 
     /// Commits.
@@ -308,6 +344,7 @@ impl GraphTxn {
         self.txn
             .commit()
             .await
+            .map(|_bookmark| ())
             .map_err(|e| GraphError::from_driver(&e))
     }
 

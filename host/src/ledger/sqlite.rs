@@ -43,6 +43,7 @@ CREATE TABLE IF NOT EXISTS statements (
     params      TEXT    NOT NULL,
     duration_us INTEGER NOT NULL,
     rows        INTEGER NOT NULL,
+    counters    TEXT    NOT NULL,
     outcome     TEXT    NOT NULL CHECK (outcome IN ('ok', 'error', 'denied', 'skipped')),
     code        TEXT,
     message     TEXT,
@@ -66,6 +67,29 @@ CREATE TABLE IF NOT EXISTS guest_logs (
 ";
 
 const SCHEMA_VERSION: &str = "1";
+
+/// One journaled statement, as read back from the ledger.
+#[derive(Debug, Clone)]
+pub struct JournalRow {
+    /// Position among the attempt's statements.
+    pub seq: u32,
+    /// Its text.
+    pub query: String,
+    /// Parameter names and shapes.
+    pub params: String,
+    /// Duration in microseconds.
+    pub duration_us: u64,
+    /// Rows returned.
+    pub rows: u64,
+    /// What it changed.
+    pub counters: String,
+    /// ok, error, denied or skipped.
+    pub outcome: String,
+    /// Error code, if any.
+    pub code: Option<String>,
+    /// Error message, if any.
+    pub message: Option<String>,
+}
 
 /// The ledger in a SQLite file.
 #[derive(Debug)]
@@ -282,8 +306,8 @@ impl SqliteLedger {
             }
             let mut insert = tx
                 .prepare(
-                    "INSERT INTO statements (attempt_id, seq, query, params, duration_us, rows, outcome, code, message)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                    "INSERT INTO statements (attempt_id, seq, query, params, duration_us, rows, counters, outcome, code, message)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
                 )
                 .map_err(err)?;
             for entry in &record.journal {
@@ -295,6 +319,7 @@ impl SqliteLedger {
                         entry.params,
                         entry.duration_us as i64,
                         entry.rows as i64,
+                        entry.counters,
                         entry.outcome.as_str(),
                         entry.code,
                         entry.message,
@@ -384,44 +409,28 @@ impl SqliteLedger {
         Ok(attempts)
     }
 
-    /// The statement journal of attempt `id`: seq, query, params, duration in
-    /// microseconds, rows, outcome, code, message.
-    #[allow(clippy::type_complexity)]
-    pub fn statements(
-        &self,
-        id: i64,
-    ) -> Result<
-        Vec<(
-            u32,
-            String,
-            String,
-            u64,
-            u64,
-            String,
-            Option<String>,
-            Option<String>,
-        )>,
-        Error,
-    > {
+    /// The statement journal of attempt `id`.
+    pub fn statements(&self, id: i64) -> Result<Vec<JournalRow>, Error> {
         let mut stmt = self
             .conn
             .prepare(
-                "SELECT seq, query, params, duration_us, rows, outcome, code, message
+                "SELECT seq, query, params, duration_us, rows, counters, outcome, code, message
                  FROM statements WHERE attempt_id = ?1 ORDER BY seq",
             )
             .map_err(|e| self.err(e))?;
         let rows = stmt
             .query_map([id], |r| {
-                Ok((
-                    r.get(0)?,
-                    r.get(1)?,
-                    r.get(2)?,
-                    r.get::<_, i64>(3)? as u64,
-                    r.get::<_, i64>(4)? as u64,
-                    r.get(5)?,
-                    r.get(6)?,
-                    r.get(7)?,
-                ))
+                Ok(JournalRow {
+                    seq: r.get(0)?,
+                    query: r.get(1)?,
+                    params: r.get(2)?,
+                    duration_us: r.get::<_, i64>(3)? as u64,
+                    rows: r.get::<_, i64>(4)? as u64,
+                    counters: r.get(5)?,
+                    outcome: r.get(6)?,
+                    code: r.get(7)?,
+                    message: r.get(8)?,
+                })
             })
             .map_err(|e| self.err(e))?;
         rows.collect::<Result<_, _>>().map_err(|e| self.err(e))

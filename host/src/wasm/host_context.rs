@@ -304,8 +304,9 @@ impl context::Host for GuestState {
             return Ok(Err(error));
         };
         tracing::debug!(migration = %self.label, statement = index, query = %query, "run-cypher");
-        match txn.run(&query, bolt_params).await {
-            Ok(rows) => {
+        match txn.run_counted(&query, bolt_params).await {
+            Ok((rows, counters)) => {
+                entry.counters = crate::graph::describe_counters(&counters);
                 let bytes: u64 = rows
                     .iter()
                     .flat_map(|row| row.iter().map(|(k, v)| k.len() as u64 + bolt_size(v)))
