@@ -49,6 +49,8 @@ pub struct DatabaseSettings {
     pub database: String,
     /// How long connecting (and logging in) may take.
     pub connect_timeout: Duration,
+    /// A separate database for the history and the lock, if configured.
+    pub history_database: Option<String>,
 }
 
 /// Resource limits for one migration run.
@@ -150,7 +152,15 @@ struct FileConfig {
     #[serde(default)]
     lock: FileLock,
     #[serde(default)]
+    history: FileHistory,
+    #[serde(default)]
     build: FileBuild,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct FileHistory {
+    database: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -489,6 +499,7 @@ impl Config {
                 password,
                 database,
                 connect_timeout,
+                history_database: file.history.database.filter(|d| !d.is_empty()),
             },
             migrations_dir: anchor(file.migrations.dir.unwrap_or_else(|| "migrations".into())),
             ledger_path: anchor(

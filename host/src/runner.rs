@@ -225,7 +225,8 @@ impl Runner {
                         ));
                     } else {
                         let history = db.read_history().await?;
-                        self.resolve_interrupted(&ledger, &attempts, &history)?;
+                        self.resolve_interrupted(&db, None, &ledger, &attempts, &history)
+                            .await?;
                         attempts = ledger.attempts(&self.target())?;
                     }
                 }
@@ -245,19 +246,58 @@ impl Runner {
     }
 
     /// Settles ledger rows that never finished from the graph's history: a row
-    /// whose attempt key is in the history committed; any other did not.
-    fn resolve_interrupted(
+    /// whose attempt key is in the history committed; any other did not. With the
+    /// history in a database of its own, the attempt's marker in the target
+    /// database decides, and (holding the lock, `fence`) the missing history
+    /// entry is written now.
+    async fn resolve_interrupted(
         &self,
+        db: &GraphDb,
+        fence: Option<&Fence>,
         ledger: &SqliteLedger,
         attempts: &[Attempt],
         history: &[HistoryEntry],
     ) -> Result<usize, Error> {
         let mut resolved = 0;
         for attempt in attempts.iter().filter(|a| a.outcome == Outcome::Running) {
-            let committed = history
+            let mut committed = history
                 .iter()
                 .find(|h| h.attempt_key == attempt.attempt_key)
                 .map(|h| h.chain.clone());
+            if committed.is_none()
+                && db.history_is_separate()
+                && db.marker_exists(&attempt.attempt_key).await?
+            {
+                let Some(fence) = fence else {
+                    self.reporter.warning(&format!(
+                        "`{}` committed but its history entry is missing; the next `graphmig run` records it",
+                        attempt.description
+                    ));
+                    continue;
+                };
+                let draft = HistoryDraft {
+                    action: attempt.action,
+                    key: attempt
+                        .migration
+                        .as_ref()
+                        .map(MigrationId::key)
+                        .unwrap_or_default(),
+                    description: attempt.description.clone(),
+                    checksum: attempt.checksum.clone(),
+                    attempt_key: attempt.attempt_key.clone(),
+                    applied_at: attempt.started_at.clone(),
+                    applied_by: attempt.actor.clone(),
+                };
+                let mut txn = db.begin_history().await?;
+                let entry = txn
+                    .append_history(fence, &draft)
+                    .await
+                    .map_err(|e| db.database_error(format!("recording the history: {e}")))?;
+                txn.commit()
+                    .await
+                    .map_err(|e| db.database_error(format!("recording the history: {e}")))?;
+                committed = Some(entry.chain);
+            }
             ledger.resolve_interrupted(attempt.id, committed.as_ref())?;
             self.reporter
                 .resolved_interrupted(&attempt.description, committed.is_some());
@@ -268,13 +308,21 @@ impl Runner {
 
     /// Copies history entries the ledger lacks (applied by other runners) into
     /// it, after settling interrupted attempts. Returns how many were copied.
-    fn sync_ledger(&self, ledger: &SqliteLedger, history: &[HistoryEntry]) -> Result<usize, Error> {
+    async fn sync_ledger(
+        &self,
+        db: &GraphDb,
+        fence: &Fence,
+        ledger: &SqliteLedger,
+    ) -> Result<usize, Error> {
         let target = self.target();
         let attempts = ledger.attempts(&target)?;
-        self.resolve_interrupted(ledger, &attempts, history)?;
+        let history = db.read_history().await?;
+        self.resolve_interrupted(db, Some(fence), ledger, &attempts, &history)
+            .await?;
+        let history = db.read_history().await?;
         let attempts = ledger.attempts(&target)?;
         let mut synced = 0;
-        for entry in history {
+        for entry in &history {
             if attempts.iter().any(|a| a.attempt_key == entry.attempt_key) {
                 continue;
             }
@@ -313,8 +361,7 @@ impl Runner {
         let ledger = SqliteLedger::open(&self.config.ledger_path)?;
         let db = self.connect().await?;
         let lock = self.lock(&db).await?;
-        let history = db.read_history().await;
-        let result = history.and_then(|h| self.sync_ledger(&ledger, &h));
+        let result = self.sync_ledger(&db, lock.fence(), &ledger).await;
         lock.release(&db).await?;
         result
     }
@@ -565,8 +612,8 @@ impl Runner {
         let db = self.connect().await?;
         let lock = self.lock(&db).await?;
         let outcome = async {
+            let synced = self.sync_ledger(&db, lock.fence(), &ledger).await?;
             let history = db.read_history().await?;
-            let synced = self.sync_ledger(&ledger, &history)?;
             let attempts = ledger.attempts(&target)?;
             let problems = self.problems(&chain, &attempts, &history);
             if !problems.is_empty() {
@@ -721,8 +768,7 @@ impl Runner {
         let db = self.connect().await?;
         let lock = self.lock(&db).await?;
         let outcome = async {
-            let history = db.read_history().await?;
-            self.sync_ledger(&ledger, &history)?;
+            self.sync_ledger(&db, lock.fence(), &ledger).await?;
             let attempts = ledger.attempts(&self.target())?;
             let grouped = group(&attempts);
             let mut marked = Vec::new();
@@ -764,8 +810,7 @@ impl Runner {
         let db = self.connect().await?;
         let lock = self.lock(&db).await?;
         let outcome = async {
-            let history = db.read_history().await?;
-            self.sync_ledger(&ledger, &history)?;
+            self.sync_ledger(&db, lock.fence(), &ledger).await?;
             let attempts = ledger.attempts(&self.target())?;
             let grouped = group(&attempts);
             let mut done = Vec::new();
@@ -981,6 +1026,20 @@ impl Runner {
             applied_by: who,
         };
         let outcome: Result<ChainLink, FailureCause> = match (run.result, run.txn) {
+            (Ok(()), Some(txn)) if db.history_is_separate() => {
+                match commit_then_record(db, txn, fence, &draft).await {
+                    Ok(link) => Ok(link),
+                    Err(Separate::BeforeCommit(cause)) => Err(cause),
+                    Err(Separate::AfterCommit(message)) => {
+                        // The data committed: the ledger row stays `running` so that
+                        // the next run settles it from the marker, never re-running it.
+                        return Err(db.database_error(format!(
+                            "{} committed, but its history entry could not be written ({message}); the next `graphmig run` records it",
+                            migration.label()
+                        )));
+                    }
+                }
+            }
             (Ok(()), Some(txn)) => commit_with_history(txn, fence, &draft).await,
             (Ok(()), None) => Err(FailureCause::Trap {
                 message: "the transaction was lost".into(),
@@ -1060,6 +1119,58 @@ async fn commit_with_history(
         message: e.message,
     })?;
     Ok(entry.chain)
+}
+
+/// How committing with the history in another database can fail.
+enum Separate {
+    /// Nothing committed.
+    BeforeCommit(FailureCause),
+    /// The data committed; the history entry did not.
+    AfterCommit(String),
+}
+
+/// Commits the data with a marker in the target database, then writes the
+/// history entry in the history database. The lock is checked just before the
+/// commit (it cannot share the transaction across databases).
+async fn commit_then_record(
+    db: &GraphDb,
+    mut txn: GraphTxn,
+    fence: &Fence,
+    draft: &HistoryDraft,
+) -> Result<ChainLink, Separate> {
+    let holder = db.lock_holder().await.ok().flatten();
+    if !holder.is_some_and(|h| h.owner == fence.owner && h.generation == fence.generation) {
+        let _ = txn.rollback().await;
+        return Err(Separate::BeforeCommit(FailureCause::Commit {
+            code: "graphmig.LockLost".into(),
+            message: "this runner no longer holds the lock; nothing was committed".into(),
+        }));
+    }
+    if let Err(e) = txn.write_marker(draft).await {
+        let _ = txn.rollback().await;
+        return Err(Separate::BeforeCommit(FailureCause::Commit {
+            code: e.code,
+            message: e.message,
+        }));
+    }
+    crash_point("before-commit");
+    txn.commit().await.map_err(|e| {
+        Separate::BeforeCommit(FailureCause::Commit {
+            code: e.code,
+            message: e.message,
+        })
+    })?;
+    crash_point("after-data-commit");
+    let record = async {
+        let mut history = db.begin_history().await.map_err(|e| e.to_string())?;
+        let entry = history
+            .append_history(fence, draft)
+            .await
+            .map_err(|e| e.to_string())?;
+        history.commit().await.map_err(|e| e.to_string())?;
+        Ok::<_, String>(entry.chain)
+    };
+    record.await.map_err(Separate::AfterCommit)
 }
 
 /// Nodes per label and relationships per type, graphmig's own left out.

@@ -449,3 +449,55 @@ fn history_verbose_shows_the_journal() {
         "counters are journaled: {out}"
     );
 }
+
+#[test]
+fn history_in_a_database_of_its_own_is_recovered_from_markers() {
+    let project = Project::new("");
+    let history_db = crate::support::Db::fresh();
+    project.write_extra_config(&format!("[history]\ndatabase = \"{}\"\n", history_db.name));
+    project.add("V1__create_first", "V1__create_first");
+    assert!(project.graphmig(&["run"]).status.success());
+    assert_eq!(
+        history_db.count("__GraphmigMigration"),
+        1,
+        "the history lives in its own database"
+    );
+    assert_eq!(project.db.count("__GraphmigMigration"), 0);
+    assert_eq!(
+        project.db.count("__GraphmigApplied"),
+        1,
+        "a marker commits with the data"
+    );
+
+    // Killed after the data committed but before its history entry was written.
+    project.add("V5__create_later", "V2__create_later");
+    let crashed = graphmig()
+        .current_dir(project.dir.path())
+        .env("GRAPHMIG_PASSWORD", &project.db.server.password)
+        .env("GRAPHMIG_TEST_CRASH", "after-data-commit")
+        .arg("run")
+        .output()
+        .expect("run");
+    assert!(!crashed.status.success());
+    assert_eq!(project.db.count("Later"), 1);
+    assert_eq!(history_db.count("__GraphmigMigration"), 1);
+
+    assert!(project.graphmig(&["unlock"]).status.success());
+    let rerun = project.graphmig(&["run"]);
+    let out = text(&rerun);
+    assert!(
+        rerun.status.success() && out.contains("had committed"),
+        "{out}"
+    );
+    assert_eq!(project.db.count("Later"), 1, "not applied twice");
+    assert_eq!(
+        history_db.count("__GraphmigMigration"),
+        2,
+        "the missing entry was recorded"
+    );
+    assert!(project.graphmig(&["verify"]).status.success());
+    assert_eq!(
+        project.states(),
+        states(&[("1", "applied"), ("2", "applied")])
+    );
+}

@@ -13,6 +13,9 @@ use crate::migration::Checksum;
 pub const HISTORY_LABEL: &str = "__GraphmigMigration";
 /// The label of the lock node.
 pub const LOCK_LABEL: &str = "__GraphmigLock";
+/// The label of the markers a migration leaves in the target database when the
+/// history lives in another one.
+pub const MARKER_LABEL: &str = "__GraphmigApplied";
 
 /// One event of the graph's history.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -105,7 +108,7 @@ impl GraphDb {
                 "CREATE CONSTRAINT graphmig_history_seq IF NOT EXISTS FOR (h:{HISTORY_LABEL}) REQUIRE h.seq IS UNIQUE"
             ),
         ] {
-            let mut txn = self.begin().await?;
+            let mut txn = self.begin_history().await?;
             txn.run(&statement, Vec::new())
                 .await
                 .map_err(|e| self.database_error(format!("{statement}: {e}")))?;
@@ -118,7 +121,7 @@ impl GraphDb {
 
     /// The whole history, in chain order.
     pub async fn read_history(&self) -> Result<Vec<HistoryEntry>, Error> {
-        let mut txn = self.begin().await?;
+        let mut txn = self.begin_history().await?;
         let rows = txn
             .run(
                 &format!(
@@ -158,6 +161,23 @@ impl GraphDb {
         Ok(entries)
     }
 
+    /// Whether the target database holds the marker of `attempt_key`, that is,
+    /// whether that attempt's transaction committed.
+    pub async fn marker_exists(&self, attempt_key: &str) -> Result<bool, Error> {
+        let mut txn = self.begin().await?;
+        let rows = txn
+            .run(
+                &format!(
+                    "MATCH (m:{MARKER_LABEL} {{attempt: $attempt}}) RETURN m.attempt AS attempt"
+                ),
+                vec![("attempt".into(), s(attempt_key))],
+            )
+            .await
+            .map_err(|e| self.database_error(format!("reading markers: {e}")))?;
+        let _ = txn.rollback().await;
+        Ok(!rows.is_empty())
+    }
+
     pub(crate) fn database_error(&self, message: String) -> Error {
         Error::Database {
             uri: self.settings.uri.clone(),
@@ -167,6 +187,23 @@ impl GraphDb {
 }
 
 impl GraphTxn {
+    /// Leaves the attempt's marker in this (target database) transaction.
+    pub async fn write_marker(&mut self, draft: &HistoryDraft) -> Result<(), GraphError> {
+        self.run(
+            &format!(
+                "CREATE (:{MARKER_LABEL} {{attempt: $attempt, key: $key, checksum: $checksum, applied_at: $at}})"
+            ),
+            vec![
+                ("attempt".into(), s(&draft.attempt_key)),
+                ("key".into(), s(&draft.key)),
+                ("checksum".into(), s(draft.checksum.as_str())),
+                ("at".into(), s(&draft.applied_at)),
+            ],
+        )
+        .await
+        .map(|_| ())
+    }
+
     /// Appends an entry to the history inside this transaction, after checking
     /// that the writer still holds the lock (`fence`). Commits with the data or
     /// not at all.

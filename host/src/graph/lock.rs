@@ -91,7 +91,7 @@ impl GraphDb {
     async fn try_lock(&self, owner: &str, ttl: Duration) -> Result<Attempt, Error> {
         let now = now_ms();
         let expires = now + ttl.as_millis() as i64;
-        let mut txn = self.begin().await?;
+        let mut txn = self.begin_history().await?;
         let rows = match txn
             .run(
                 &format!(
@@ -235,7 +235,7 @@ impl GraphDb {
     }
 
     async fn refresh_lock(&self, fence: &Fence, ttl: Duration) -> Result<bool, Error> {
-        let mut txn = self.begin().await?;
+        let mut txn = self.begin_history().await?;
         let rows = txn
             .run(
                 &format!(
@@ -258,7 +258,7 @@ impl GraphDb {
 
     /// Who holds the lock now, if anyone.
     pub async fn lock_holder(&self) -> Result<Option<LockHolder>, Error> {
-        let mut txn = self.begin().await?;
+        let mut txn = self.begin_history().await?;
         let rows = txn
             .run(
                 &format!(
@@ -282,7 +282,7 @@ impl GraphDb {
     pub async fn force_unlock(&self) -> Result<Option<LockHolder>, Error> {
         let holder = self.lock_holder().await?;
         if holder.is_some() {
-            let mut txn = self.begin().await?;
+            let mut txn = self.begin_history().await?;
             txn.run(
                 &format!("MATCH (l:{LOCK_LABEL} {{id: 'graphmig'}}) DELETE l"),
                 Vec::new(),
@@ -312,7 +312,7 @@ impl HeldLock {
     pub async fn release(self, db: &GraphDb) -> Result<(), Error> {
         self.stop.store(true, Ordering::Relaxed);
         self.heartbeat.abort();
-        let mut txn = db.begin().await?;
+        let mut txn = db.begin_history().await?;
         txn.run(
             &format!(
                 "MATCH (l:{LOCK_LABEL} {{id: 'graphmig'}}) WHERE l.owner = $owner AND l.generation = $generation DELETE l"

@@ -230,9 +230,33 @@ impl GraphDb {
 
     /// Starts an explicit transaction on the configured database.
     pub async fn begin(&self) -> Result<GraphTxn, Error> {
+        self.begin_on(&self.settings.database).await
+    }
+
+    /// Starts an explicit transaction on the database holding the history and
+    /// the lock (the target database unless configured otherwise).
+    pub async fn begin_history(&self) -> Result<GraphTxn, Error> {
+        self.begin_on(self.history_database()).await
+    }
+
+    /// The database holding the history and the lock.
+    pub fn history_database(&self) -> &str {
+        self.settings
+            .history_database
+            .as_deref()
+            .unwrap_or(&self.settings.database)
+    }
+
+    /// Whether the history lives in a database of its own, so that it cannot
+    /// share the migration's transaction.
+    pub fn history_is_separate(&self) -> bool {
+        self.history_database() != self.settings.database
+    }
+
+    async fn begin_on(&self, database: &str) -> Result<GraphTxn, Error> {
         let txn = tokio::time::timeout(
             self.settings.connect_timeout,
-            self.graph.start_txn_on(self.settings.database.as_str()),
+            self.graph.start_txn_on(database),
         )
         .await
         .map_err(|_| Error::Database {
