@@ -155,6 +155,16 @@ pub enum Error {
         /// Each problem, with the way out.
         problems: Vec<String>,
     },
+    /// `down` reached a migration that declares itself irreversible.
+    #[error(
+        "{migration} ({path}) declares itself irreversible: its `up` cannot be undone by its `down`, so reverting through it is refused. Nothing was reverted. Pass --force to run its `down` anyway"
+    )]
+    Irreversible {
+        /// `V<version> <description>`.
+        migration: String,
+        /// The artifact.
+        path: PathBuf,
+    },
     /// A migration ran and failed; everything it did was rolled back.
     #[error("{0}")]
     MigrationFailed(Box<MigrationFailure>),

@@ -18,6 +18,7 @@ pub mod migration;
 pub mod policy;
 pub mod reporter;
 pub mod runner;
+pub mod schema;
 pub mod wasm;
 
 pub use chain::Chain;
@@ -27,5 +28,5 @@ pub use graph::GraphDb;
 pub use ledger::{SqliteLedger, State};
 pub use migration::{Checksum, Migration, Version};
 pub use reporter::{AppliedSummary, Reporter, SilentReporter};
-pub use runner::{DryRunMigration, Report, RunOptions, Runner, StatusEntry};
+pub use runner::{DownOptions, DryRunMigration, Report, RunOptions, Runner, StatusEntry};
 pub use wasm::Sandbox;

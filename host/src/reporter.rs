@@ -63,6 +63,8 @@ pub trait Reporter: Send + Sync {
     fn migration_started(&self, _migration: &Migration) {}
     /// A migration committed.
     fn migration_applied(&self, _migration: &Migration, _summary: &AppliedSummary) {}
+    /// A migration's `down` step committed.
+    fn migration_reverted(&self, _migration: &Migration, _summary: &AppliedSummary) {}
     /// A migration failed and was rolled back.
     fn migration_failed(&self, _migration: &Migration, _failure: &MigrationFailure) {}
     /// A guest wrote a log line.

@@ -19,7 +19,7 @@ use crate::ledger::{
 };
 use crate::migration::{Checksum, Migration, MigrationId, Version};
 use crate::reporter::{AppliedSummary, Reporter};
-use crate::wasm::{GuestRecord, LoadedComponent, Sandbox, Step};
+use crate::wasm::{GuestRecord, LoadedComponent, Mode, Sandbox, Step};
 
 /// Options of `graphmig run`.
 #[derive(Debug, Clone, Default)]
@@ -29,6 +29,16 @@ pub struct RunOptions {
     pub target: Option<Version>,
     /// Allow pending versions below the highest applied one.
     pub out_of_order: bool,
+}
+
+/// Options of `graphmig down`.
+#[derive(Debug, Clone, Default)]
+pub struct DownOptions {
+    /// Revert every applied migration above this version (`0`: all of them);
+    /// without it, only the latest.
+    pub target: Option<Version>,
+    /// Run `down` even of migrations that declare themselves irreversible.
+    pub force: bool,
 }
 
 /// A migration that a run applied.
@@ -654,6 +664,7 @@ impl Runner {
                         &sandbox,
                         &mut ledger,
                         lock.fence(),
+                        Step::Up,
                         migration,
                         component,
                         datasets.clone(),
@@ -725,6 +736,7 @@ impl Runner {
                 .run_step(
                     component,
                     Step::Up,
+                    Mode::DryRun,
                     current,
                     self.config.settings_for(migration.id()),
                     datasets.clone(),
@@ -759,6 +771,92 @@ impl Runner {
                 .map_err(|e| db.database_error(format!("rolling back the dry run: {e}")))?;
         }
         Ok(results)
+    }
+
+    /// Reverts applied versioned migrations, newest first, each in its own
+    /// transaction: the latest one, or every one above `options.target`.
+    /// Irreversible migrations stop it unless `options.force`.
+    pub async fn down(&self, options: &DownOptions) -> Result<Vec<AppliedMigration>, Error> {
+        let chain = Chain::discover(&self.config.migrations_dir)?;
+        let ledger = SqliteLedger::open(&self.config.ledger_path)?;
+        let target = self.target();
+        let sandbox = Sandbox::new()?;
+        let datasets = self.open_datasets()?;
+        let db = self.connect().await?;
+        let lock = self.lock(&db).await?;
+        let outcome = async {
+            self.sync_ledger(&db, lock.fence(), &ledger).await?;
+            let history = db.read_history().await?;
+            let attempts = ledger.attempts(&target)?;
+            let problems = self.problems(&chain, &attempts, &history);
+            if !problems.is_empty() {
+                return Err(Error::VerifyFailed { problems });
+            }
+            let grouped = group(&attempts);
+            let mut applied: Vec<&Migration> = chain
+                .migrations()
+                .iter()
+                .filter(|m| m.id().version().is_some())
+                .filter(|m| folded(&grouped, m.id()).state == State::Applied)
+                .collect();
+            applied.sort_by(|a, b| b.id().cmp(a.id()));
+            let to_revert: Vec<&Migration> = match &options.target {
+                Some(target) => applied
+                    .into_iter()
+                    .filter(|m| m.id().version().is_some_and(|v| v > target))
+                    .collect(),
+                None => applied.into_iter().take(1).collect(),
+            };
+            if to_revert.is_empty() {
+                self.reporter.audit("Nothing to revert");
+                return Ok(Vec::new());
+            }
+            // Check every step before running any: an irreversible migration
+            // half-way would otherwise leave the chain half reverted.
+            let owned: Vec<Migration> = to_revert.iter().map(|m| (*m).clone()).collect();
+            let loaded = self.load_all(&sandbox, &owned)?;
+            for (migration, component) in owned.iter().zip(&loaded) {
+                let described = sandbox
+                    .describe(
+                        component,
+                        self.config.settings_for(migration.id()),
+                        self.reporter.clone(),
+                    )
+                    .await?;
+                if !described.reversible && !options.force {
+                    return Err(Error::Irreversible {
+                        migration: migration.label(),
+                        path: migration.path().to_path_buf(),
+                    });
+                }
+            }
+            let mut reverted = Vec::new();
+            let mut ledger = ledger;
+            for (migration, component) in owned.iter().zip(&loaded) {
+                if lock.is_lost() {
+                    return Err(Error::LockLost);
+                }
+                reverted.push(
+                    self.apply(
+                        &db,
+                        &sandbox,
+                        &mut ledger,
+                        lock.fence(),
+                        Step::Down,
+                        migration,
+                        component,
+                        datasets.clone(),
+                    )
+                    .await?,
+                );
+            }
+            Ok(reverted)
+        }
+        .await;
+        let released = lock.release(&db).await;
+        let reverted = outcome?;
+        released?;
+        Ok(reverted)
     }
 
     /// Marks every migration up to `version` as applied without running it.
@@ -968,16 +1066,21 @@ impl Runner {
         sandbox: &Sandbox,
         ledger: &mut SqliteLedger,
         fence: &Fence,
+        step: Step,
         migration: &Migration,
         component: &LoadedComponent,
         datasets: Option<Arc<cap_std::fs::Dir>>,
     ) -> Result<AppliedMigration, Error> {
+        let action = match step {
+            Step::Up => Action::Up,
+            Step::Down => Action::Down,
+        };
         self.reporter.migration_started(migration);
         let started = Instant::now();
         let attempt_key = new_attempt_key();
         let who = actor();
         let attempt =
-            ledger.begin_attempt(&self.target(), migration, Action::Up, &attempt_key, &who)?;
+            ledger.begin_attempt(&self.target(), migration, action, &attempt_key, &who)?;
         let fail_early = |ledger: &mut SqliteLedger, e: &Error| {
             let finish = Finish {
                 outcome: Outcome::Failed,
@@ -1000,7 +1103,8 @@ impl Runner {
         let run = match sandbox
             .run_step(
                 component,
-                Step::Up,
+                step,
+                Mode::Apply,
                 txn,
                 self.config.settings_for(migration.id()),
                 datasets,
@@ -1017,7 +1121,7 @@ impl Runner {
         };
 
         let draft = HistoryDraft {
-            action: Action::Up,
+            action,
             key: migration.id().key(),
             description: migration.description().to_string(),
             checksum: migration.checksum().clone(),
@@ -1076,7 +1180,10 @@ impl Runner {
                     statements: run.statements,
                     fuel_consumed: run.fuel_consumed,
                 };
-                self.reporter.migration_applied(migration, &summary);
+                match step {
+                    Step::Up => self.reporter.migration_applied(migration, &summary),
+                    Step::Down => self.reporter.migration_reverted(migration, &summary),
+                }
                 Ok(AppliedMigration {
                     id: migration.id().clone(),
                     description: migration.description().to_string(),

@@ -134,7 +134,7 @@ fn quickstart_builds_applies_and_a_second_run_applies_nothing() {
         rusqlite::Connection::open(dir.path().join(".graphmig/ledger.db")).expect("ledger");
     let (rows, fuel, statements): (i64, i64, i64) = ledger
         .query_row(
-            "SELECT count(*), min(fuel_consumed), sum(statements) FROM attempts WHERE outcome = 'applied'",
+            "SELECT count(*), min(fuel_consumed), sum(statements) FROM attempts WHERE outcome = 'applied' AND action = 'up'",
             [],
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
         )

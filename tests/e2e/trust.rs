@@ -501,3 +501,21 @@ fn history_in_a_database_of_its_own_is_recovered_from_markers() {
         states(&[("1", "applied"), ("2", "applied")])
     );
 }
+
+#[test]
+fn dry_run_records_schema_statements_without_executing_them() {
+    let project = Project::new("");
+    project.add("V31__unique_constraint", "V1__unique_constraint");
+    let output = project.graphmig(&["run", "--dry-run"]);
+    let out = text(&output);
+    assert!(output.status.success(), "{out}");
+    assert!(
+        out.contains("graphmig.DryRun") && out.contains("CREATE CONSTRAINT account_email"),
+        "{out}"
+    );
+    let constraints = project.db.query("SHOW CONSTRAINTS");
+    assert!(
+        !format!("{constraints:?}").contains("account_email"),
+        "a dry run must not create schema: {constraints:?}"
+    );
+}

@@ -60,6 +60,8 @@ enum Command {
     Build,
     /// Apply pending migrations, each in its own transaction.
     Run(RunArgs),
+    /// Revert applied migrations with their `down` step: the latest, or all above --target.
+    Down(DownArgs),
     /// Show every migration as applied, pending, failed or interrupted.
     Status(JsonArgs),
     /// Check files, the ledger's hash chain and its agreement with the graph.
@@ -90,6 +92,16 @@ struct RunArgs {
     /// Print JSON instead of progress lines.
     #[arg(long)]
     json: bool,
+}
+
+#[derive(Debug, Args)]
+struct DownArgs {
+    /// Revert every applied migration above this version (0 reverts all).
+    #[arg(long, value_parser = parse_version)]
+    target: Option<Version>,
+    /// Run `down` even of migrations that declare themselves irreversible.
+    #[arg(long)]
+    force: bool,
 }
 
 #[derive(Debug, Args)]
@@ -226,6 +238,15 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
                         Err(error.into())
                     }
                 }
+            }
+            Command::Down(args) => {
+                let options = graphmig::DownOptions {
+                    target: args.target,
+                    force: args.force,
+                };
+                let reverted = runner.down(&options).await?;
+                println!("Reverted {} migration(s)", reverted.len());
+                Ok(exit::OK)
             }
             Command::Status(args) => {
                 let entries = runner.status().await?;

@@ -121,7 +121,7 @@ impl Reporter for ConsoleReporter {
         }
         let spinner = ProgressBar::new_spinner();
         spinner.set_style(
-            ProgressStyle::with_template("{spinner} Applying {msg} ({elapsed})")
+            ProgressStyle::with_template("{spinner} Running {msg} ({elapsed})")
                 .unwrap_or_else(|_| ProgressStyle::default_spinner()),
         );
         spinner.set_message(migration.label());
@@ -136,6 +136,19 @@ impl Reporter for ConsoleReporter {
         self.line(&format!(
             "{} {} {} ({}, {} statement(s), {} fuel)",
             self.paint("32", "Applied"),
+            migration.id(),
+            migration.description(),
+            human(summary.elapsed),
+            summary.statements,
+            summary.fuel_consumed
+        ));
+    }
+
+    fn migration_reverted(&self, migration: &Migration, summary: &AppliedSummary) {
+        self.stop_spinner();
+        self.line(&format!(
+            "{} {} {} ({}, {} statement(s), {} fuel)",
+            self.paint("33", "Reverted"),
             migration.id(),
             migration.description(),
             human(summary.elapsed),

@@ -1,5 +1,6 @@
 //! The graph database over Bolt: connecting, transactions and error classification.
 
+pub mod agent;
 pub mod history;
 pub mod lock;
 

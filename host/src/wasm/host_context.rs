@@ -39,6 +39,7 @@ pub struct GuestState {
     pub(super) table: ResourceTable,
     pub(super) limiter: MemoryLimiter,
     settings: MigrationSettings,
+    mode: super::Mode,
     txn: Option<GraphTxn>,
     datasets: Option<Arc<cap_std::fs::Dir>>,
     doomed: Option<FailedStatement>,
@@ -69,6 +70,7 @@ impl GuestState {
         table: ResourceTable,
         limiter: MemoryLimiter,
         settings: MigrationSettings,
+        mode: super::Mode,
         txn: Option<GraphTxn>,
         datasets: Option<Arc<cap_std::fs::Dir>>,
         reporter: Arc<dyn Reporter>,
@@ -79,6 +81,7 @@ impl GuestState {
             table,
             limiter,
             settings,
+            mode,
             txn,
             datasets,
             doomed: None,
@@ -269,23 +272,42 @@ impl context::Host for GuestState {
                     _ => None,
                 })
         };
-        if let Err(denial) = self.settings.policy.check(&query, &string_param) {
-            // A denied statement never reaches the database, so the transaction
-            // stays usable; the guest decides, and the journal keeps the denial.
-            let error = Self::host_error(
-                &denial.code(),
-                types::GraphErrorKind::Forbidden,
-                denial.to_string(),
-            );
-            tracing::warn!(migration = %self.label, statement = index, rule = denial.rule, "statement denied by policy");
+        let classification = match self.settings.policy.check(&query, &string_param) {
+            Ok(classification) => classification,
+            Err(denial) => {
+                // A denied statement never reaches the database, so the transaction
+                // stays usable; the guest decides, and the journal keeps the denial.
+                let error = Self::host_error(
+                    &denial.code(),
+                    types::GraphErrorKind::Forbidden,
+                    denial.to_string(),
+                );
+                tracing::warn!(migration = %self.label, statement = index, rule = denial.rule, "statement denied by policy");
+                self.journal.push(entry.finish(
+                    started,
+                    StatementOutcome::Denied,
+                    Some(&error.code),
+                    Some(&error.message),
+                    0,
+                ));
+                return Ok(Err(error));
+            }
+        };
+        if self.mode == super::Mode::DryRun
+            && classification
+                .classes
+                .contains(&crate::policy::Class::Schema)
+        {
+            // Schema changes survive a rollback on some servers (ArcadeDB): a dry
+            // run records them and answers as if they had run.
             self.journal.push(entry.finish(
                 started,
-                StatementOutcome::Denied,
-                Some(&error.code),
-                Some(&error.message),
+                StatementOutcome::Skipped,
+                Some("graphmig.DryRun"),
+                Some("schema statement recorded, not executed"),
                 0,
             ));
-            return Ok(Err(error));
+            return Ok(Ok(types::QueryResult { rows: Vec::new() }));
         }
 
         let Some(txn) = self.txn.as_mut() else {

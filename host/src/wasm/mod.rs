@@ -139,6 +139,16 @@ pub struct Described {
     pub reversible: bool,
 }
 
+/// Whether statements take effect.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Everything runs; the caller commits or rolls back.
+    Apply,
+    /// Data statements run in a transaction the caller always rolls back; schema
+    /// statements (which some servers do not roll back) are journaled, not sent.
+    DryRun,
+}
+
 /// Which exported step to call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Step {
@@ -247,9 +257,11 @@ impl Sandbox {
         })
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn store(
         &self,
         settings: &MigrationSettings,
+        mode: Mode,
         txn: Option<GraphTxn>,
         datasets: Option<Arc<cap_std::fs::Dir>>,
         reporter: Arc<dyn Reporter>,
@@ -265,6 +277,7 @@ impl Sandbox {
             ResourceTable::new(),
             MemoryLimiter::new(limits.memory_bytes),
             settings.clone(),
+            mode,
             txn,
             datasets,
             reporter,
@@ -290,7 +303,7 @@ impl Sandbox {
     ) -> Result<Described, Error> {
         let label = loaded.path.display().to_string();
         let limits = &settings.limits;
-        let (mut store, stderr) = self.store(settings, None, None, reporter, label)?;
+        let (mut store, stderr) = self.store(settings, Mode::Apply, None, None, reporter, label)?;
         let instance = self.instantiate(&mut store, loaded).await?;
         let metadata: Metadata = instance
             .graphmig_migration_lifecycle()
@@ -331,6 +344,7 @@ impl Sandbox {
         &self,
         loaded: &LoadedComponent,
         step: Step,
+        mode: Mode,
         txn: GraphTxn,
         settings: &MigrationSettings,
         datasets: Option<Arc<cap_std::fs::Dir>>,
@@ -339,7 +353,8 @@ impl Sandbox {
     ) -> Result<StepRun, Error> {
         let started = Instant::now();
         let limits = &settings.limits;
-        let (mut store, stderr) = self.store(settings, Some(txn), datasets, reporter, label)?;
+        let (mut store, stderr) =
+            self.store(settings, mode, Some(txn), datasets, reporter, label)?;
         let instance = match self.instantiate(&mut store, loaded).await {
             Ok(instance) => instance,
             Err(e) => {
