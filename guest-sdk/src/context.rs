@@ -46,6 +46,36 @@ impl Context {
         self.run(query, params)?.single()?.get(column)
     }
 
+    /// Creates a constraint unless one of that name exists; returns its name.
+    ///
+    /// Runs outside the data transaction; the host undoes it if the migration
+    /// fails. A target that cannot do it answers [`Error::Unsupported`].
+    pub fn create_constraint(&self, constraint: crate::schema::Constraint) -> Result<String> {
+        context::create_constraint(&constraint.0).map_err(crate::schema::error)
+    }
+
+    /// Drops a constraint by name; absence is fine.
+    pub fn drop_constraint(&self, name: &str) -> Result<()> {
+        context::drop_constraint(name).map_err(crate::schema::error)
+    }
+
+    /// Creates an index unless one of that name exists; returns its name.
+    pub fn create_index(&self, index: crate::schema::Index) -> Result<String> {
+        context::create_index(&index.0).map_err(crate::schema::error)
+    }
+
+    /// Drops an index by name; absence is fine.
+    pub fn drop_index(&self, name: &str) -> Result<()> {
+        context::drop_index(name).map_err(crate::schema::error)
+    }
+
+    /// The live constraints and indexes.
+    pub fn schema(&self) -> Result<Vec<crate::schema::SchemaElement>> {
+        context::schema()
+            .map(|elements| elements.into_iter().map(crate::schema::element).collect())
+            .map_err(crate::schema::error)
+    }
+
     /// Reads a file of the project's data folder (`data/`), by relative path.
     ///
     /// The host records every read (path, SHA-256, size) in its ledger.

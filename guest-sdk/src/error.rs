@@ -61,6 +61,8 @@ pub enum Error {
     },
     /// A dataset could not be read.
     Dataset(String),
+    /// The target database cannot do this schema operation.
+    Unsupported(String),
     /// The migration's own failure message.
     Message(String),
 }
@@ -80,6 +82,7 @@ impl fmt::Display for Error {
             Error::Decode { expected, found } => write!(f, "expected {expected}, found {found}"),
             Error::RowCount { found } => write!(f, "expected exactly one row, got {found}"),
             Error::Dataset(m) => write!(f, "dataset {m}"),
+            Error::Unsupported(m) => write!(f, "unsupported: {m}"),
             Error::Message(m) => f.write_str(m),
         }
     }

@@ -34,6 +34,7 @@ extern crate self as graphmig_sdk;
 
 mod context;
 mod error;
+pub mod schema;
 mod value;
 mod wire;
 

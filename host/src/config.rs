@@ -51,6 +51,8 @@ pub struct DatabaseSettings {
     pub connect_timeout: Duration,
     /// A separate database for the history and the lock, if configured.
     pub history_database: Option<String>,
+    /// The Cypher dialect, when set instead of detected.
+    pub dialect: Option<crate::schema::Dialect>,
 }
 
 /// Resource limits for one migration run.
@@ -179,6 +181,7 @@ struct FileDatabase {
     // Accepted only to refuse it with a clear message: passwords do not belong in files.
     password: Option<toml::Value>,
     connect_timeout_secs: Option<u64>,
+    dialect: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -446,6 +449,14 @@ impl Config {
                 invalid("no database name: set `database.name` or GRAPHMIG_DATABASE".into())
             })?;
         let password = Secret::new(env.var("GRAPHMIG_PASSWORD").unwrap_or_default());
+        let dialect = match file.database.dialect.as_deref() {
+            None | Some("auto") => None,
+            Some(name) => Some(crate::schema::Dialect::parse(name).ok_or_else(|| {
+                invalid(format!(
+                    "database.dialect `{name}`: use auto, neo4j-5, neo4j-4.4 or arcadedb"
+                ))
+            })?),
+        };
         let connect_timeout =
             Duration::from_secs(file.database.connect_timeout_secs.unwrap_or(10).max(1));
 
@@ -500,6 +511,7 @@ impl Config {
                 database,
                 connect_timeout,
                 history_database: file.history.database.filter(|d| !d.is_empty()),
+                dialect,
             },
             migrations_dir: anchor(file.migrations.dir.unwrap_or_else(|| "migrations".into())),
             ledger_path: anchor(

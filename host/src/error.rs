@@ -198,16 +198,19 @@ pub struct MigrationFailure {
     pub path: PathBuf,
     /// Why it failed.
     pub cause: FailureCause,
+    /// What undoing its schema changes did, if it had any.
+    pub schema_undo: Option<String>,
 }
 
 impl std::fmt::Display for MigrationFailure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "migration {} ({}) failed and was rolled back: {}",
+            "migration {} ({}) failed and was rolled back: {}{}",
             self.migration,
             self.path.display(),
-            self.cause
+            self.cause,
+            self.schema_undo.as_deref().unwrap_or("")
         )
     }
 }

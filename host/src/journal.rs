@@ -136,3 +136,17 @@ fn shape(value: &Value) -> String {
         Some(ValueNode::Other(_)) => "other".into(),
     }
 }
+
+/// A schema operation a migration performed outside its data transaction, and
+/// how to undo it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SchemaStep {
+    /// The statement that ran.
+    pub statement: String,
+    /// The statement that undoes it; `None` when there is nothing to undo (the
+    /// element already existed, or was already absent).
+    pub undo: Option<String>,
+    /// `applied`, `unchanged`, `recorded` (dry run), then possibly `undone` or
+    /// `undo failed: ...`.
+    pub outcome: String,
+}

@@ -19,7 +19,7 @@ use crate::ledger::{
 };
 use crate::migration::{Checksum, Migration, MigrationId, Version};
 use crate::reporter::{AppliedSummary, Reporter};
-use crate::wasm::{GuestRecord, LoadedComponent, Mode, Sandbox, Step};
+use crate::wasm::{GuestRecord, LoadedComponent, Mode, Sandbox, Step, StepEnv};
 
 /// Options of `graphmig run`.
 #[derive(Debug, Clone, Default)]
@@ -667,7 +667,10 @@ impl Runner {
                         Step::Up,
                         migration,
                         component,
-                        datasets.clone(),
+                        StepEnv {
+                            db: Some(db.clone()),
+                            datasets: datasets.clone(),
+                        },
                     )
                     .await?;
                 report.applied.push(applied);
@@ -691,7 +694,7 @@ impl Runner {
             None => Vec::new(),
         };
         let sandbox = Sandbox::new()?;
-        let db = GraphDb::connect(&self.config.database).await?;
+        let db = Arc::new(GraphDb::connect(&self.config.database).await?);
         self.reporter.connected(&self.target(), db.agent());
         // The graph's history is the truth about what is applied; a lagging local
         // ledger must not make a dry run replay what others applied.
@@ -739,7 +742,10 @@ impl Runner {
                     Mode::DryRun,
                     current,
                     self.config.settings_for(migration.id()),
-                    datasets.clone(),
+                    StepEnv {
+                        db: Some(db.clone()),
+                        datasets: datasets.clone(),
+                    },
                     self.reporter.clone(),
                     migration.label(),
                 )
@@ -845,7 +851,10 @@ impl Runner {
                         Step::Down,
                         migration,
                         component,
-                        datasets.clone(),
+                        StepEnv {
+                            db: Some(db.clone()),
+                            datasets: datasets.clone(),
+                        },
                     )
                     .await?,
                 );
@@ -1069,7 +1078,7 @@ impl Runner {
         step: Step,
         migration: &Migration,
         component: &LoadedComponent,
-        datasets: Option<Arc<cap_std::fs::Dir>>,
+        env: StepEnv,
     ) -> Result<AppliedMigration, Error> {
         let action = match step {
             Step::Up => Action::Up,
@@ -1100,14 +1109,14 @@ impl Runner {
                 return Err(e);
             }
         };
-        let run = match sandbox
+        let mut run = match sandbox
             .run_step(
                 component,
                 step,
                 Mode::Apply,
                 txn,
                 self.config.settings_for(migration.id()),
-                datasets,
+                env,
                 self.reporter.clone(),
                 migration.label(),
             )
@@ -1159,6 +1168,12 @@ impl Runner {
             }
         };
         crash_point("after-commit");
+        // Schema operations ran outside the transaction: undo them, newest first.
+        let undo_note = if outcome.is_err() {
+            undo_schema(db, &mut run.record.schema_steps).await
+        } else {
+            None
+        };
         let duration_ms = started.elapsed().as_millis() as u64;
         let finish = Finish {
             outcome: if outcome.is_ok() {
@@ -1169,7 +1184,10 @@ impl Runner {
             duration_ms,
             fuel_consumed: run.fuel_consumed,
             statements: run.statements,
-            error: outcome.as_ref().err().map(ToString::to_string),
+            error: outcome
+                .as_ref()
+                .err()
+                .map(|cause| format!("{cause}{}", undo_note.clone().unwrap_or_default())),
             chain: outcome.as_ref().ok().cloned(),
         };
         ledger.finish_attempt(attempt, &finish, &run.record)?;
@@ -1196,6 +1214,7 @@ impl Runner {
                     migration: migration.label(),
                     path: migration.path().to_path_buf(),
                     cause,
+                    schema_undo: undo_note,
                 };
                 self.reporter.migration_failed(migration, &failure);
                 Err(Error::MigrationFailed(Box::new(failure)))
@@ -1226,6 +1245,39 @@ async fn commit_with_history(
         message: e.message,
     })?;
     Ok(entry.chain)
+}
+
+/// Undoes the applied schema steps in reverse order, marking each; returns a
+/// note for the error message, or `None` when there was nothing to undo.
+async fn undo_schema(db: &GraphDb, steps: &mut [crate::journal::SchemaStep]) -> Option<String> {
+    let mut undone = 0;
+    let mut failed = Vec::new();
+    for step in steps.iter_mut().rev() {
+        if step.outcome != "applied" {
+            continue;
+        }
+        let Some(undo) = step.undo.clone() else {
+            continue;
+        };
+        match db.run_schema(&undo).await {
+            Ok(_) => {
+                step.outcome = "undone".into();
+                undone += 1;
+            }
+            Err(e) => {
+                step.outcome = format!("undo failed: {e}");
+                failed.push(format!("`{undo}`: {e}"));
+            }
+        }
+    }
+    match (undone, failed.is_empty()) {
+        (0, true) => None,
+        (n, true) => Some(format!("; {n} schema change(s) undone")),
+        (n, false) => Some(format!(
+            "; {n} schema change(s) undone, but undoing failed for {}: fix them by hand",
+            failed.join(", ")
+        )),
+    }
 }
 
 /// How committing with the history in another database can fail.

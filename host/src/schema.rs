@@ -423,6 +423,73 @@ pub fn render_drop_index(name: &str) -> Result<String, SchemaError> {
     Ok(format!("DROP INDEX {} IF EXISTS", quote(name)))
 }
 
+/// Reads one row of `SHOW CONSTRAINTS` into a constraint (`None` for kinds
+/// graphmig does not model).
+pub fn constraint_from_show(
+    name: String,
+    kind: &str,
+    entity: &str,
+    labels: Vec<String>,
+    properties: Vec<String>,
+    property_type: Option<String>,
+) -> Option<Constraint> {
+    let kind = match kind {
+        "UNIQUENESS" | "NODE_UNIQUENESS" | "RELATIONSHIP_UNIQUENESS" => ConstraintKind::Unique,
+        "NODE_KEY" | "RELATIONSHIP_KEY" => ConstraintKind::Key,
+        "NODE_PROPERTY_EXISTENCE" | "RELATIONSHIP_PROPERTY_EXISTENCE" => ConstraintKind::Exists,
+        "NODE_PROPERTY_TYPE" | "RELATIONSHIP_PROPERTY_TYPE" => {
+            ConstraintKind::PropertyType(property_type.unwrap_or_default())
+        }
+        _ => return None,
+    };
+    Some(Constraint {
+        name: Some(name),
+        entity: if entity == "RELATIONSHIP" {
+            Entity::Relationship
+        } else {
+            Entity::Node
+        },
+        label: labels.into_iter().next()?,
+        properties,
+        kind,
+    })
+}
+
+/// Reads one row of `SHOW INDEXES` into an index (`None` for lookup indexes and
+/// kinds graphmig does not model).
+pub fn index_from_show(
+    name: String,
+    kind: &str,
+    entity: &str,
+    labels: Vec<String>,
+    properties: Vec<String>,
+) -> Option<Index> {
+    let kind = match kind {
+        "RANGE" | "BTREE" => IndexKind::Range,
+        "TEXT" => IndexKind::Text,
+        "POINT" => IndexKind::Point,
+        "FULLTEXT" => IndexKind::Fulltext,
+        "VECTOR" => IndexKind::Vector,
+        _ => return None,
+    };
+    if labels.is_empty() || properties.is_empty() {
+        return None;
+    }
+    Some(Index {
+        name: Some(name),
+        entity: if entity == "RELATIONSHIP" {
+            Entity::Relationship
+        } else {
+            Entity::Node
+        },
+        labels,
+        properties,
+        kind,
+        vector_dimensions: None,
+        vector_similarity: None,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

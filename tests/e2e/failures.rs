@@ -162,3 +162,97 @@ fn a_constraint_violation_fails_the_migration_with_the_servers_code() {
         states(&[("1", "applied"), ("2", "failed")])
     );
 }
+
+fn schema_names(project: &Project) -> Vec<String> {
+    let mut names: Vec<String> = project
+        .db
+        .query("SHOW CONSTRAINTS")
+        .into_iter()
+        .chain(project.db.query("SHOW INDEXES"))
+        .filter_map(|row| row["name"].as_str().map(str::to_string))
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn typed_schema_operations_run_on_arcadedb() {
+    let project = Project::new("");
+    project.add("V34__schema_ops", "V1__schema_ops");
+    let output = project.graphmig(&["run"]);
+    let out = text(&output);
+    assert!(output.status.success(), "{out}");
+    assert!(
+        out.contains("arcadedb does not support full-text indexes on nodes"),
+        "{out}"
+    );
+    let names = schema_names(&project);
+    for name in [
+        "person_email_unique",
+        "person_first_last_unique",
+        "person_tenant_id_key",
+        "person_name_exists",
+        "works_at_since_exists",
+        "person_born_type_integer",
+        "works_at_contract_unique",
+        "person_full_name",
+        "works_at_role_range",
+        "person_bio_text",
+    ] {
+        assert!(
+            names.iter().any(|n| n == name),
+            "{name} missing from {names:?}"
+        );
+    }
+    assert!(
+        !names.iter().any(|n| n == "person_city_range"),
+        "dropped: {names:?}"
+    );
+
+    // Down drops them all again.
+    let down = project.graphmig(&["down"]);
+    assert!(down.status.success(), "{}", text(&down));
+    let left: Vec<String> = schema_names(&project)
+        .into_iter()
+        .filter(|n| !n.starts_with("graphmig_") && !n.contains("__Graphmig"))
+        .collect();
+    assert!(left.is_empty(), "schema left behind: {left:?}");
+}
+
+#[test]
+fn a_failed_migration_undoes_its_schema_changes() {
+    let project = Project::new("");
+    project
+        .add("V31__unique_constraint", "V1__unique_constraint")
+        .add("V35__schema_then_fail", "V2__schema_then_fail");
+    let output = project.graphmig(&["run"]);
+    let out = text(&output);
+    assert_eq!(output.status.code(), Some(1), "{out}");
+    assert!(out.contains("3 schema change(s) undone"), "{out}");
+    let names = schema_names(&project);
+    assert!(
+        names.iter().any(|n| n == "account_email"),
+        "the dropped constraint is back: {names:?}"
+    );
+    assert!(
+        !names.iter().any(|n| n.starts_with("sf_")),
+        "created ones are gone: {names:?}"
+    );
+    assert!(
+        !names
+            .iter()
+            .any(|n| n.to_ascii_lowercase().contains("invoice")),
+        "no residue: {names:?}"
+    );
+    assert_eq!(project.db.count("Doomed"), 0);
+    let conn =
+        rusqlite::Connection::open(project.dir.path().join(".graphmig/ledger.db")).expect("ledger");
+    let undone: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM schema_ops WHERE outcome = 'undone'",
+            [],
+            |r| r.get(0),
+        )
+        .expect("count");
+    assert_eq!(undone, 3, "the ledger says what was undone");
+}

@@ -34,6 +34,7 @@ use neo4rs::{BoltType, ConfigBuilder, Graph, Txn};
 
 use crate::config::DatabaseSettings;
 use crate::error::Error;
+use crate::schema::{Constraint, Dialect, Index};
 
 /// How the host classifies a failed statement (mirrors the WIT `graph-error-kind`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -146,6 +147,7 @@ pub struct GraphDb {
     graph: Graph,
     settings: DatabaseSettings,
     agent: String,
+    dialect: Dialect,
 }
 
 impl std::fmt::Debug for GraphDb {
@@ -210,17 +212,114 @@ impl GraphDb {
                 settings.connect_timeout.as_secs()
             ))),
             Ok(Err(e)) => Err(fail(describe_connect_error(&e, settings))),
-            Ok(Ok((graph, agent))) => Ok(GraphDb {
-                graph,
-                settings: settings.clone(),
-                agent,
-            }),
+            Ok(Ok((graph, components))) => {
+                let announced = agent::server_agent(
+                    &settings.uri,
+                    &settings.user,
+                    settings.password.expose(),
+                    settings.connect_timeout,
+                )
+                .await;
+                let detected = announced.as_deref().and_then(Dialect::from_agent);
+                // The configured dialect wins; then the announced agent; then the
+                // kernel version (which cannot tell ArcadeDB apart).
+                let dialect =
+                    settings
+                        .dialect
+                        .or(detected)
+                        .unwrap_or(if components.contains(" 4.") {
+                            Dialect::Neo4j44
+                        } else {
+                            Dialect::Neo4j5
+                        });
+                Ok(GraphDb {
+                    graph,
+                    settings: settings.clone(),
+                    agent: announced.unwrap_or(components),
+                    dialect,
+                })
+            }
         }
     }
 
     /// What the server said it is.
     pub fn agent(&self) -> &str {
         &self.agent
+    }
+
+    /// The Cypher dialect schema operations are rendered in.
+    pub fn dialect(&self) -> Dialect {
+        self.dialect
+    }
+
+    /// Runs one schema statement in a transaction of its own.
+    pub async fn run_schema(&self, statement: &str) -> Result<Counters, GraphError> {
+        let mut txn = self.begin().await.map_err(|e| GraphError {
+            kind: GraphErrorKind::Other,
+            code: "graphmig.Database".into(),
+            message: e.to_string(),
+        })?;
+        let (_, counters) = txn.run_counted(statement, Vec::new()).await?;
+        txn.commit().await?;
+        Ok(counters)
+    }
+
+    /// The live constraints and the indexes no constraint owns.
+    pub async fn list_schema(&self) -> Result<(Vec<Constraint>, Vec<Index>), GraphError> {
+        use history::text;
+        let list = |row: &[(String, BoltType)], column: &str| -> Vec<String> {
+            row.iter()
+                .find(|(k, _)| k == column)
+                .map(|(_, v)| match v {
+                    BoltType::List(items) => items
+                        .value
+                        .iter()
+                        .filter_map(|i| match i {
+                            BoltType::String(s) => Some(s.value.clone()),
+                            _ => None,
+                        })
+                        .collect(),
+                    _ => Vec::new(),
+                })
+                .unwrap_or_default()
+        };
+        let mut txn = self.begin().await.map_err(|e| GraphError {
+            kind: GraphErrorKind::Other,
+            code: "graphmig.Database".into(),
+            message: e.to_string(),
+        })?;
+        let constraints = txn.run("SHOW CONSTRAINTS", Vec::new()).await?;
+        let indexes = txn.run("SHOW INDEXES", Vec::new()).await?;
+        let _ = txn.rollback().await;
+        let constraints = constraints
+            .iter()
+            .filter_map(|row| {
+                crate::schema::constraint_from_show(
+                    text(row, "name")?,
+                    &text(row, "type")?,
+                    &text(row, "entityType").unwrap_or_default(),
+                    list(row, "labelsOrTypes"),
+                    list(row, "properties"),
+                    text(row, "propertyType"),
+                )
+            })
+            .filter(|c| !c.label.starts_with("__Graphmig"))
+            .collect();
+        let indexes = indexes
+            .iter()
+            .filter(|row| text(row, "owningConstraint").is_none())
+            .filter_map(|row| {
+                crate::schema::index_from_show(
+                    text(row, "name")?,
+                    &text(row, "type")?,
+                    &text(row, "entityType").unwrap_or_default(),
+                    list(row, "labelsOrTypes"),
+                    list(row, "properties"),
+                )
+            })
+            .filter(|i| !i.labels.iter().any(|l| l.starts_with("__Graphmig")))
+            .collect();
+        Ok((constraints, indexes))
     }
 
     /// A key naming this URI and database, used to keep ledgers of several

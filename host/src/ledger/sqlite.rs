@@ -49,6 +49,14 @@ CREATE TABLE IF NOT EXISTS statements (
     message     TEXT,
     PRIMARY KEY (attempt_id, seq)
 );
+CREATE TABLE IF NOT EXISTS schema_ops (
+    attempt_id INTEGER NOT NULL REFERENCES attempts (id),
+    seq        INTEGER NOT NULL,
+    statement  TEXT    NOT NULL,
+    undo       TEXT,
+    outcome    TEXT    NOT NULL,
+    PRIMARY KEY (attempt_id, seq)
+);
 CREATE TABLE IF NOT EXISTS dataset_reads (
     attempt_id INTEGER NOT NULL REFERENCES attempts (id),
     seq        INTEGER NOT NULL,
@@ -323,6 +331,22 @@ impl SqliteLedger {
                         entry.outcome.as_str(),
                         entry.code,
                         entry.message,
+                    ])
+                    .map_err(err)?;
+            }
+            let mut insert = tx
+                .prepare(
+                    "INSERT INTO schema_ops (attempt_id, seq, statement, undo, outcome) VALUES (?1, ?2, ?3, ?4, ?5)",
+                )
+                .map_err(err)?;
+            for (seq, step) in record.schema_steps.iter().enumerate() {
+                insert
+                    .execute(params![
+                        id,
+                        seq as i64,
+                        step.statement,
+                        step.undo,
+                        step.outcome
                     ])
                     .map_err(err)?;
             }

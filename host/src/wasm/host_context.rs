@@ -14,10 +14,11 @@ use super::limits::MemoryLimiter;
 use super::values::{bolt_to_value, value_to_bolt};
 use crate::config::MigrationSettings;
 use crate::error::{FailedStatement, Limit};
-use crate::graph::{GraphError, GraphErrorKind, GraphTxn};
-use crate::journal::{DatasetRead, JournalEntry, StatementOutcome, summarize_params};
+use crate::graph::{GraphDb, GraphError, GraphErrorKind, GraphTxn};
+use crate::journal::{DatasetRead, JournalEntry, SchemaStep, StatementOutcome, summarize_params};
 use crate::migration::Checksum;
 use crate::reporter::{LogLevel, Reporter};
+use crate::schema::Dialect;
 
 /// Longest log line kept; longer ones are cut.
 const MAX_LOG_LINE: usize = 8 * 1024;
@@ -42,8 +43,10 @@ pub struct GuestState {
     mode: super::Mode,
     txn: Option<GraphTxn>,
     datasets: Option<Arc<cap_std::fs::Dir>>,
+    db: Option<Arc<GraphDb>>,
     doomed: Option<FailedStatement>,
     journal: Vec<JournalEntry>,
+    schema_steps: Vec<SchemaStep>,
     dataset_reads: Vec<DatasetRead>,
     logs: Vec<(String, String)>,
     rows_returned: u64,
@@ -61,6 +64,8 @@ pub struct GuestRecord {
     pub dataset_reads: Vec<DatasetRead>,
     /// Log lines: level and message.
     pub logs: Vec<(String, String)>,
+    /// Schema operations, in order, with their undo statements.
+    pub schema_steps: Vec<SchemaStep>,
 }
 
 impl GuestState {
@@ -72,7 +77,7 @@ impl GuestState {
         settings: MigrationSettings,
         mode: super::Mode,
         txn: Option<GraphTxn>,
-        datasets: Option<Arc<cap_std::fs::Dir>>,
+        env: super::StepEnv,
         reporter: Arc<dyn Reporter>,
         label: String,
     ) -> Self {
@@ -83,9 +88,11 @@ impl GuestState {
             settings,
             mode,
             txn,
-            datasets,
+            datasets: env.datasets,
+            db: env.db,
             doomed: None,
             journal: Vec::new(),
+            schema_steps: Vec::new(),
             dataset_reads: Vec::new(),
             logs: Vec::new(),
             rows_returned: 0,
@@ -112,7 +119,47 @@ impl GuestState {
             journal: std::mem::take(&mut self.journal),
             dataset_reads: std::mem::take(&mut self.dataset_reads),
             logs: std::mem::take(&mut self.logs),
+            schema_steps: std::mem::take(&mut self.schema_steps),
         }
+    }
+
+    pub(super) fn settings(&self) -> &MigrationSettings {
+        &self.settings
+    }
+
+    pub(super) fn is_dry_run(&self) -> bool {
+        self.mode == super::Mode::DryRun
+    }
+
+    pub(super) fn db(&self) -> Option<Arc<GraphDb>> {
+        self.db.clone()
+    }
+
+    pub(super) fn dialect(&self) -> Dialect {
+        self.db.as_ref().map_or(Dialect::Neo4j5, |db| db.dialect())
+    }
+
+    /// The number of the next statement, within the statements limit.
+    pub(super) fn next_statement(&self) -> wasmtime::Result<u32> {
+        let index = self.journal.len() as u32 + 1;
+        if index > self.settings.limits.statements {
+            return Err(Self::limit(
+                Limit::Statements,
+                format!(
+                    "statement #{index}; the limit is {}",
+                    self.settings.limits.statements
+                ),
+            ));
+        }
+        Ok(index)
+    }
+
+    pub(super) fn push_journal(&mut self, entry: JournalEntry) {
+        self.journal.push(entry);
+    }
+
+    pub(super) fn push_schema_step(&mut self, step: SchemaStep) {
+        self.schema_steps.push(step);
     }
 
     fn host_error(code: &str, kind: types::GraphErrorKind, message: String) -> types::GraphError {
@@ -396,6 +443,40 @@ impl context::Host for GuestState {
         self.reporter.guest_log(&self.label, level, &message);
         self.logs.push((level.as_str().to_string(), message));
         Ok(())
+    }
+
+    async fn create_constraint(
+        &mut self,
+        constraint: types::Constraint,
+    ) -> wasmtime::Result<Result<String, types::SchemaError>> {
+        self.create_constraint_impl(constraint).await
+    }
+
+    async fn drop_constraint(
+        &mut self,
+        name: String,
+    ) -> wasmtime::Result<Result<(), types::SchemaError>> {
+        self.drop_impl(name, true).await
+    }
+
+    async fn create_index(
+        &mut self,
+        index: types::Index,
+    ) -> wasmtime::Result<Result<String, types::SchemaError>> {
+        self.create_index_impl(index).await
+    }
+
+    async fn drop_index(
+        &mut self,
+        name: String,
+    ) -> wasmtime::Result<Result<(), types::SchemaError>> {
+        self.drop_impl(name, false).await
+    }
+
+    async fn schema(
+        &mut self,
+    ) -> wasmtime::Result<Result<Vec<types::SchemaElement>, types::SchemaError>> {
+        self.schema_impl().await
     }
 
     async fn read_dataset(

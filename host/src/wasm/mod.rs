@@ -2,6 +2,7 @@
 
 pub mod bindings;
 mod host_context;
+mod host_schema;
 mod limits;
 pub mod values;
 
@@ -139,6 +140,15 @@ pub struct Described {
     pub reversible: bool,
 }
 
+/// What a running step can reach besides its transaction.
+#[derive(Clone, Default)]
+pub struct StepEnv {
+    /// The database, for schema operations in transactions of their own.
+    pub db: Option<Arc<crate::graph::GraphDb>>,
+    /// The data folder.
+    pub datasets: Option<Arc<cap_std::fs::Dir>>,
+}
+
 /// Whether statements take effect.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
@@ -263,7 +273,7 @@ impl Sandbox {
         settings: &MigrationSettings,
         mode: Mode,
         txn: Option<GraphTxn>,
-        datasets: Option<Arc<cap_std::fs::Dir>>,
+        env: StepEnv,
         reporter: Arc<dyn Reporter>,
         label: String,
     ) -> Result<(Store<GuestState>, MemoryOutputPipe), Error> {
@@ -279,7 +289,7 @@ impl Sandbox {
             settings.clone(),
             mode,
             txn,
-            datasets,
+            env,
             reporter,
             label,
         );
@@ -303,7 +313,14 @@ impl Sandbox {
     ) -> Result<Described, Error> {
         let label = loaded.path.display().to_string();
         let limits = &settings.limits;
-        let (mut store, stderr) = self.store(settings, Mode::Apply, None, None, reporter, label)?;
+        let (mut store, stderr) = self.store(
+            settings,
+            Mode::Apply,
+            None,
+            StepEnv::default(),
+            reporter,
+            label,
+        )?;
         let instance = self.instantiate(&mut store, loaded).await?;
         let metadata: Metadata = instance
             .graphmig_migration_lifecycle()
@@ -347,14 +364,13 @@ impl Sandbox {
         mode: Mode,
         txn: GraphTxn,
         settings: &MigrationSettings,
-        datasets: Option<Arc<cap_std::fs::Dir>>,
+        env: StepEnv,
         reporter: Arc<dyn Reporter>,
         label: String,
     ) -> Result<StepRun, Error> {
         let started = Instant::now();
         let limits = &settings.limits;
-        let (mut store, stderr) =
-            self.store(settings, mode, Some(txn), datasets, reporter, label)?;
+        let (mut store, stderr) = self.store(settings, mode, Some(txn), env, reporter, label)?;
         let instance = match self.instantiate(&mut store, loaded).await {
             Ok(instance) => instance,
             Err(e) => {

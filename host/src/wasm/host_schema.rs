@@ -1,0 +1,332 @@
+//! The schema operations of the `context` interface: typed constraints and
+//! indexes rendered for the target's dialect, run outside the data transaction,
+//! and remembered so that a failed migration can be undone.
+
+use std::time::Instant;
+
+use super::bindings::graphmig::migration::types as wit;
+use super::host_context::GuestState;
+use crate::graph::GraphErrorKind;
+use crate::journal::{JournalEntry, SchemaStep, StatementOutcome};
+use crate::policy::Class;
+use crate::schema::{
+    Constraint, ConstraintKind, Entity, Index, IndexKind, SchemaError, render_drop_constraint,
+    render_drop_index,
+};
+
+fn entity_from(e: wit::Entity) -> Entity {
+    match e {
+        wit::Entity::Node => Entity::Node,
+        wit::Entity::Relationship => Entity::Relationship,
+    }
+}
+
+fn entity_to(e: Entity) -> wit::Entity {
+    match e {
+        Entity::Node => wit::Entity::Node,
+        Entity::Relationship => wit::Entity::Relationship,
+    }
+}
+
+pub(super) fn constraint_from(c: wit::Constraint) -> Constraint {
+    Constraint {
+        name: c.name,
+        entity: entity_from(c.entity),
+        label: c.label,
+        properties: c.properties,
+        kind: match c.kind {
+            wit::ConstraintKind::Unique => ConstraintKind::Unique,
+            wit::ConstraintKind::Key => ConstraintKind::Key,
+            wit::ConstraintKind::Exists => ConstraintKind::Exists,
+            wit::ConstraintKind::PropertyType(t) => ConstraintKind::PropertyType(t),
+        },
+    }
+}
+
+fn constraint_to(c: &Constraint) -> wit::Constraint {
+    wit::Constraint {
+        name: c.name.clone(),
+        entity: entity_to(c.entity),
+        label: c.label.clone(),
+        properties: c.properties.clone(),
+        kind: match &c.kind {
+            ConstraintKind::Unique => wit::ConstraintKind::Unique,
+            ConstraintKind::Key => wit::ConstraintKind::Key,
+            ConstraintKind::Exists => wit::ConstraintKind::Exists,
+            ConstraintKind::PropertyType(t) => wit::ConstraintKind::PropertyType(t.clone()),
+        },
+    }
+}
+
+pub(super) fn index_from(i: wit::Index) -> Index {
+    Index {
+        name: i.name,
+        entity: entity_from(i.entity),
+        labels: i.labels,
+        properties: i.properties,
+        kind: match i.kind {
+            wit::IndexKind::Range => IndexKind::Range,
+            wit::IndexKind::Text => IndexKind::Text,
+            wit::IndexKind::Point => IndexKind::Point,
+            wit::IndexKind::Fulltext => IndexKind::Fulltext,
+            wit::IndexKind::Vector => IndexKind::Vector,
+        },
+        vector_dimensions: i.vector_dimensions,
+        vector_similarity: i.vector_similarity,
+    }
+}
+
+fn index_to(i: &Index) -> wit::Index {
+    wit::Index {
+        name: i.name.clone(),
+        entity: entity_to(i.entity),
+        labels: i.labels.clone(),
+        properties: i.properties.clone(),
+        kind: match i.kind {
+            IndexKind::Range => wit::IndexKind::Range,
+            IndexKind::Text => wit::IndexKind::Text,
+            IndexKind::Point => wit::IndexKind::Point,
+            IndexKind::Fulltext => wit::IndexKind::Fulltext,
+            IndexKind::Vector => wit::IndexKind::Vector,
+        },
+        vector_dimensions: i.vector_dimensions,
+        vector_similarity: i.vector_similarity.clone(),
+    }
+}
+
+fn to_wit(e: SchemaError) -> wit::SchemaError {
+    match e {
+        SchemaError::Unsupported { .. } => wit::SchemaError::Unsupported(e.to_string()),
+        SchemaError::Invalid(m) => wit::SchemaError::Invalid(m),
+    }
+}
+
+fn graph_error(code: &str, kind: wit::GraphErrorKind, message: String) -> wit::SchemaError {
+    wit::SchemaError::Graph(wit::GraphError {
+        kind,
+        code: code.into(),
+        message,
+    })
+}
+
+/// One element of the target's schema, whichever it is.
+enum Element {
+    Constraint(Constraint),
+    Index(Index),
+}
+
+impl GuestState {
+    /// Checks policy and limits, then runs (or in a dry run, records) `statement`
+    /// with `undo` as its inverse, unless `exists` says there is nothing to do.
+    async fn schema_step(
+        &mut self,
+        statement: String,
+        undo: Option<String>,
+        unchanged: bool,
+    ) -> wasmtime::Result<Result<(), wit::SchemaError>> {
+        let started = Instant::now();
+        let mut entry = JournalEntry::new(self.next_statement()?, &statement, String::new());
+        if !self
+            .settings()
+            .policy
+            .allowed_classes()
+            .contains(&Class::Schema)
+        {
+            let message =
+                "denied by the `schema` rule: this migration may not run schema statements"
+                    .to_string();
+            self.push_journal(entry.finish(
+                started,
+                StatementOutcome::Denied,
+                Some("graphmig.Policy.Schema"),
+                Some(&message),
+                0,
+            ));
+            return Ok(Err(graph_error(
+                "graphmig.Policy.Schema",
+                wit::GraphErrorKind::Forbidden,
+                message,
+            )));
+        }
+        if unchanged {
+            self.push_journal(entry.finish(
+                started,
+                StatementOutcome::Skipped,
+                Some("graphmig.Unchanged"),
+                Some("already in the wanted state"),
+                0,
+            ));
+            self.push_schema_step(SchemaStep {
+                statement,
+                undo: None,
+                outcome: "unchanged".into(),
+            });
+            return Ok(Ok(()));
+        }
+        if self.is_dry_run() {
+            self.push_journal(entry.finish(
+                started,
+                StatementOutcome::Skipped,
+                Some("graphmig.DryRun"),
+                Some("schema statement recorded, not executed"),
+                0,
+            ));
+            self.push_schema_step(SchemaStep {
+                statement,
+                undo,
+                outcome: "recorded".into(),
+            });
+            return Ok(Ok(()));
+        }
+        let Some(db) = self.db() else {
+            return Ok(Err(graph_error(
+                "graphmig.NoTransaction",
+                wit::GraphErrorKind::Forbidden,
+                "schema operations are not available while the host reads metadata".into(),
+            )));
+        };
+        match db.run_schema(&statement).await {
+            Ok(counters) => {
+                entry.counters = crate::graph::describe_counters(&counters);
+                self.push_journal(entry.finish(started, StatementOutcome::Ok, None, None, 0));
+                self.push_schema_step(SchemaStep {
+                    statement,
+                    undo,
+                    outcome: "applied".into(),
+                });
+                Ok(Ok(()))
+            }
+            Err(e) => {
+                self.push_journal(entry.finish(
+                    started,
+                    StatementOutcome::Error,
+                    Some(&e.code),
+                    Some(&e.message),
+                    0,
+                ));
+                let kind = match e.kind {
+                    GraphErrorKind::Syntax => wit::GraphErrorKind::Syntax,
+                    GraphErrorKind::ConstraintViolation => wit::GraphErrorKind::ConstraintViolation,
+                    GraphErrorKind::Transient => wit::GraphErrorKind::Transient,
+                    GraphErrorKind::Forbidden => wit::GraphErrorKind::Forbidden,
+                    GraphErrorKind::Other => wit::GraphErrorKind::Other,
+                };
+                Ok(Err(graph_error(&e.code, kind, e.message)))
+            }
+        }
+    }
+
+    async fn find(
+        db: Option<std::sync::Arc<crate::graph::GraphDb>>,
+        name: &str,
+    ) -> Result<Option<Element>, wit::SchemaError> {
+        let Some(db) = db else { return Ok(None) };
+        let (constraints, indexes) = db
+            .list_schema()
+            .await
+            .map_err(|e| graph_error(&e.code, wit::GraphErrorKind::Other, e.message))?;
+        if let Some(c) = constraints
+            .into_iter()
+            .find(|c| c.name.as_deref() == Some(name))
+        {
+            return Ok(Some(Element::Constraint(c)));
+        }
+        Ok(indexes
+            .into_iter()
+            .find(|i| i.name.as_deref() == Some(name))
+            .map(Element::Index))
+    }
+
+    pub(super) async fn create_constraint_impl(
+        &mut self,
+        constraint: wit::Constraint,
+    ) -> wasmtime::Result<Result<String, wit::SchemaError>> {
+        let constraint = constraint_from(constraint);
+        let name = constraint.effective_name();
+        let statement = match constraint.render_create(self.dialect()) {
+            Ok(s) => s,
+            Err(e) => return Ok(Err(to_wit(e))),
+        };
+        let existing = match Self::find(self.db(), &name).await {
+            Ok(existing) => existing,
+            Err(e) => return Ok(Err(e)),
+        };
+        let undo = render_drop_constraint(&name).ok();
+        Ok(self
+            .schema_step(statement, undo, existing.is_some())
+            .await?
+            .map(|()| name))
+    }
+
+    pub(super) async fn create_index_impl(
+        &mut self,
+        index: wit::Index,
+    ) -> wasmtime::Result<Result<String, wit::SchemaError>> {
+        let index = index_from(index);
+        let name = index.effective_name();
+        let statement = match index.render_create(self.dialect()) {
+            Ok(s) => s,
+            Err(e) => return Ok(Err(to_wit(e))),
+        };
+        let existing = match Self::find(self.db(), &name).await {
+            Ok(existing) => existing,
+            Err(e) => return Ok(Err(e)),
+        };
+        let undo = render_drop_index(&name).ok();
+        Ok(self
+            .schema_step(statement, undo, existing.is_some())
+            .await?
+            .map(|()| name))
+    }
+
+    pub(super) async fn drop_impl(
+        &mut self,
+        name: String,
+        constraint: bool,
+    ) -> wasmtime::Result<Result<(), wit::SchemaError>> {
+        let statement = match if constraint {
+            render_drop_constraint(&name)
+        } else {
+            render_drop_index(&name)
+        } {
+            Ok(s) => s,
+            Err(e) => return Ok(Err(to_wit(e))),
+        };
+        let existing = match Self::find(self.db(), &name).await {
+            Ok(existing) => existing,
+            Err(e) => return Ok(Err(e)),
+        };
+        // Undoing a drop recreates the element from its live definition.
+        let undo = match &existing {
+            Some(Element::Constraint(c)) if constraint => c.render_create(self.dialect()).ok(),
+            Some(Element::Index(i)) if !constraint => i.render_create(self.dialect()).ok(),
+            _ => None,
+        };
+        let absent = match existing {
+            Some(Element::Constraint(_)) => !constraint,
+            Some(Element::Index(_)) => constraint,
+            None => true,
+        };
+        self.schema_step(statement, undo, absent).await
+    }
+
+    pub(super) async fn schema_impl(
+        &mut self,
+    ) -> wasmtime::Result<Result<Vec<wit::SchemaElement>, wit::SchemaError>> {
+        let Some(db) = self.db() else {
+            return Ok(Ok(Vec::new()));
+        };
+        Ok(match db.list_schema().await {
+            Ok((constraints, indexes)) => Ok(constraints
+                .iter()
+                .map(|c| wit::SchemaElement::Constraint(constraint_to(c)))
+                .chain(
+                    indexes
+                        .iter()
+                        .map(|i| wit::SchemaElement::Index(index_to(i))),
+                )
+                .collect()),
+            Err(e) => Err(graph_error(&e.code, wit::GraphErrorKind::Other, e.message)),
+        })
+    }
+}
