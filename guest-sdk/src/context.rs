@@ -46,6 +46,19 @@ impl Context {
         self.run(query, params)?.single()?.get(column)
     }
 
+    /// Begins a tracked batch: everything written through it is tagged, written in
+    /// chunks that commit on their own, recorded in the ledger, and deleted again
+    /// if the migration fails.
+    pub fn begin_batch(&self, name: &str) -> crate::Batch {
+        crate::Batch::new(context::begin_batch(name))
+    }
+
+    /// Deletes exactly what the batch with this id created; returns how many nodes
+    /// and relationships went.
+    pub fn delete_batch(&self, id: &str) -> Result<u64> {
+        context::delete_batch(id).map_err(|e| wire::graph_error(e).into())
+    }
+
     /// Creates a constraint unless one of that name exists; returns its name.
     ///
     /// Runs outside the data transaction; the host undoes it if the migration

@@ -32,12 +32,14 @@
 // The generated bindings name this crate by its public path, also from inside it.
 extern crate self as graphmig_sdk;
 
+mod batch;
 mod context;
 mod error;
 pub mod schema;
 mod value;
 mod wire;
 
+pub use batch::{Batch, Endpoint};
 pub use context::{Context, QueryResult, Row};
 pub use error::{Error, GraphError, GraphErrorKind, Result};
 pub use value::{FromValue, Node, Params, Relationship, Value};

@@ -76,6 +76,17 @@ pub struct Limits {
     pub log_lines: u32,
 }
 
+impl Default for MigrationSettings {
+    fn default() -> Self {
+        MigrationSettings {
+            limits: Limits::default(),
+            policy: Policy::default(),
+            grants: Grants::default(),
+            batch_chunk: 5_000,
+        }
+    }
+}
+
 impl Default for Limits {
     fn default() -> Self {
         Limits {
@@ -101,7 +112,7 @@ pub struct Grants {
 }
 
 /// Everything that governs one migration's run: limits, Cypher policy, grants.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MigrationSettings {
     /// Resource limits.
     pub limits: Limits,
@@ -109,6 +120,8 @@ pub struct MigrationSettings {
     pub policy: Policy,
     /// Extra capabilities.
     pub grants: Grants,
+    /// Rows per chunk of a tracked batch (and per deletion step).
+    pub batch_chunk: usize,
 }
 
 /// A loaded project configuration with paths made absolute.
@@ -156,7 +169,15 @@ struct FileConfig {
     #[serde(default)]
     history: FileHistory,
     #[serde(default)]
+    batches: FileBatches,
+    #[serde(default)]
     build: FileBuild,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct FileBatches {
+    chunk_size: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -469,10 +490,15 @@ impl Config {
             .policy
             .apply(&base)
             .map_err(|m| invalid(format!("[policy]: {m}")))?;
+        let batch_chunk = file.batches.chunk_size.unwrap_or(base.batch_chunk);
+        if batch_chunk == 0 {
+            return Err(invalid("batches.chunk-size must be above zero".into()));
+        }
         let defaults = MigrationSettings {
             limits,
             policy,
             grants,
+            batch_chunk,
         };
         let mut overrides = Vec::new();
         for (key, section) in file.migration {
@@ -497,6 +523,7 @@ impl Config {
                     limits: settings_limits,
                     policy,
                     grants,
+                    batch_chunk,
                 },
             ));
         }

@@ -150,3 +150,18 @@ pub struct SchemaStep {
     /// `undo failed: ...`.
     pub outcome: String,
 }
+
+/// A tracked batch a migration began.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BatchRecord {
+    /// Its id, also on every node and relationship it wrote.
+    pub id: String,
+    /// The name the migration gave it.
+    pub name: String,
+    /// Nodes it created.
+    pub nodes: u64,
+    /// Relationships it created.
+    pub relationships: u64,
+    /// `kept`, `deleted` (the migration failed) or `delete failed: ...`.
+    pub outcome: String,
+}

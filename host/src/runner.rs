@@ -1170,7 +1170,17 @@ impl Runner {
         crash_point("after-commit");
         // Schema operations ran outside the transaction: undo them, newest first.
         let undo_note = if outcome.is_err() {
-            undo_schema(db, &mut run.record.schema_steps).await
+            let chunk = self.config.settings_for(migration.id()).batch_chunk;
+            let batches = delete_batches(db, &mut run.record.batches, chunk).await;
+            let schema = undo_schema(db, &mut run.record.schema_steps).await;
+            match (batches, schema) {
+                (None, None) => None,
+                (a, b) => Some(format!(
+                    "{}{}",
+                    a.unwrap_or_default(),
+                    b.unwrap_or_default()
+                )),
+            }
         } else {
             None
         };
@@ -1245,6 +1255,35 @@ async fn commit_with_history(
         message: e.message,
     })?;
     Ok(entry.chain)
+}
+
+/// Deletes what the failed migration's batches committed, newest first; returns
+/// a note for the error message, or `None` when there were none.
+async fn delete_batches(
+    db: &GraphDb,
+    batches: &mut [crate::journal::BatchRecord],
+    chunk: usize,
+) -> Option<String> {
+    let mut notes = Vec::new();
+    for batch in batches.iter_mut().rev() {
+        if batch.nodes + batch.relationships == 0 {
+            continue;
+        }
+        match db.delete_batch(&batch.id, chunk.max(1)).await {
+            Ok(n) => {
+                batch.outcome = "deleted".into();
+                notes.push(format!("batch `{}` deleted ({n} written)", batch.name));
+            }
+            Err(e) => {
+                batch.outcome = format!("delete failed: {e}");
+                notes.push(format!(
+                    "deleting batch `{}` ({}) failed: {e}",
+                    batch.name, batch.id
+                ));
+            }
+        }
+    }
+    (!notes.is_empty()).then(|| format!("; {}", notes.join("; ")))
 }
 
 /// Undoes the applied schema steps in reverse order, marking each; returns a

@@ -1,6 +1,7 @@
 //! The graph database over Bolt: connecting, transactions and error classification.
 
 pub mod agent;
+pub mod batch;
 pub mod history;
 pub mod lock;
 

@@ -49,6 +49,15 @@ CREATE TABLE IF NOT EXISTS statements (
     message     TEXT,
     PRIMARY KEY (attempt_id, seq)
 );
+CREATE TABLE IF NOT EXISTS batches (
+    attempt_id    INTEGER NOT NULL REFERENCES attempts (id),
+    batch_id      TEXT    NOT NULL,
+    name          TEXT    NOT NULL,
+    nodes         INTEGER NOT NULL,
+    relationships INTEGER NOT NULL,
+    outcome       TEXT    NOT NULL,
+    PRIMARY KEY (attempt_id, batch_id)
+);
 CREATE TABLE IF NOT EXISTS schema_ops (
     attempt_id INTEGER NOT NULL REFERENCES attempts (id),
     seq        INTEGER NOT NULL,
@@ -331,6 +340,23 @@ impl SqliteLedger {
                         entry.outcome.as_str(),
                         entry.code,
                         entry.message,
+                    ])
+                    .map_err(err)?;
+            }
+            let mut insert = tx
+                .prepare(
+                    "INSERT INTO batches (attempt_id, batch_id, name, nodes, relationships, outcome) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                )
+                .map_err(err)?;
+            for batch in &record.batches {
+                insert
+                    .execute(params![
+                        id,
+                        batch.id,
+                        batch.name,
+                        batch.nodes as i64,
+                        batch.relationships as i64,
+                        batch.outcome
                     ])
                     .map_err(err)?;
             }

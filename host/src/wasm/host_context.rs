@@ -15,7 +15,9 @@ use super::values::{bolt_to_value, value_to_bolt};
 use crate::config::MigrationSettings;
 use crate::error::{FailedStatement, Limit};
 use crate::graph::{GraphDb, GraphError, GraphErrorKind, GraphTxn};
-use crate::journal::{DatasetRead, JournalEntry, SchemaStep, StatementOutcome, summarize_params};
+use crate::journal::{
+    BatchRecord, DatasetRead, JournalEntry, SchemaStep, StatementOutcome, summarize_params,
+};
 use crate::migration::Checksum;
 use crate::reporter::{LogLevel, Reporter};
 use crate::schema::Dialect;
@@ -47,6 +49,7 @@ pub struct GuestState {
     doomed: Option<FailedStatement>,
     journal: Vec<JournalEntry>,
     schema_steps: Vec<SchemaStep>,
+    pub(super) batches: Vec<BatchRecord>,
     dataset_reads: Vec<DatasetRead>,
     logs: Vec<(String, String)>,
     rows_returned: u64,
@@ -66,6 +69,8 @@ pub struct GuestRecord {
     pub logs: Vec<(String, String)>,
     /// Schema operations, in order, with their undo statements.
     pub schema_steps: Vec<SchemaStep>,
+    /// Tracked batches, with what they wrote.
+    pub batches: Vec<BatchRecord>,
 }
 
 impl GuestState {
@@ -93,6 +98,7 @@ impl GuestState {
             doomed: None,
             journal: Vec::new(),
             schema_steps: Vec::new(),
+            batches: Vec::new(),
             dataset_reads: Vec::new(),
             logs: Vec::new(),
             rows_returned: 0,
@@ -120,7 +126,12 @@ impl GuestState {
             dataset_reads: std::mem::take(&mut self.dataset_reads),
             logs: std::mem::take(&mut self.logs),
             schema_steps: std::mem::take(&mut self.schema_steps),
+            batches: std::mem::take(&mut self.batches),
         }
+    }
+
+    pub(super) fn txn_mut(&mut self) -> Option<&mut GraphTxn> {
+        self.txn.as_mut()
     }
 
     pub(super) fn settings(&self) -> &MigrationSettings {
@@ -477,6 +488,48 @@ impl context::Host for GuestState {
         &mut self,
     ) -> wasmtime::Result<Result<Vec<types::SchemaElement>, types::SchemaError>> {
         self.schema_impl().await
+    }
+
+    async fn begin_batch(&mut self, name: String) -> wasmtime::Result<String> {
+        Ok(self.begin_batch_impl(name))
+    }
+
+    async fn batch_create_nodes(
+        &mut self,
+        batch: String,
+        label: String,
+        rows: Vec<types::Params>,
+    ) -> wasmtime::Result<Result<u64, types::GraphError>> {
+        self.batch_create_nodes_impl(batch, label, rows).await
+    }
+
+    async fn batch_merge_nodes(
+        &mut self,
+        batch: String,
+        label: String,
+        key: Vec<String>,
+        rows: Vec<types::Params>,
+    ) -> wasmtime::Result<Result<u64, types::GraphError>> {
+        self.batch_merge_nodes_impl(batch, label, key, rows).await
+    }
+
+    async fn batch_create_relationships(
+        &mut self,
+        batch: String,
+        rel_type: String,
+        from: types::Endpoint,
+        to: types::Endpoint,
+        rows: Vec<types::Params>,
+    ) -> wasmtime::Result<Result<u64, types::GraphError>> {
+        self.batch_create_relationships_impl(batch, rel_type, from, to, rows)
+            .await
+    }
+
+    async fn delete_batch(
+        &mut self,
+        batch: String,
+    ) -> wasmtime::Result<Result<u64, types::GraphError>> {
+        self.delete_batch_impl(batch).await
     }
 
     async fn read_dataset(

@@ -1,6 +1,7 @@
 //! The WebAssembly side: engine, limits, loading components and running their steps.
 
 pub mod bindings;
+mod host_batch;
 mod host_context;
 mod host_schema;
 mod limits;

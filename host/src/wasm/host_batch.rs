@@ -1,0 +1,334 @@
+//! Tracked batches of the `context` interface: rows written through UNWIND in
+//! chunks that commit on their own, every node and relationship tagged with the
+//! batch id, counted, and deleted again if the migration fails.
+
+use std::time::Instant;
+
+use neo4rs::{BoltMap, BoltString, BoltType};
+
+use super::bindings::graphmig::migration::types as wit;
+use super::host_context::GuestState;
+use super::values::value_to_bolt;
+use crate::graph::batch::BATCH_TAG;
+use crate::graph::{Counters, GraphError, GraphErrorKind};
+use crate::journal::{BatchRecord, JournalEntry, StatementOutcome};
+use crate::policy::Class;
+use crate::schema::quote;
+
+fn error(code: &str, kind: wit::GraphErrorKind, message: String) -> wit::GraphError {
+    wit::GraphError {
+        kind,
+        code: code.into(),
+        message,
+    }
+}
+
+fn to_wit(e: &GraphError) -> wit::GraphError {
+    let kind = match e.kind {
+        GraphErrorKind::Syntax => wit::GraphErrorKind::Syntax,
+        GraphErrorKind::ConstraintViolation => wit::GraphErrorKind::ConstraintViolation,
+        GraphErrorKind::Transient => wit::GraphErrorKind::Transient,
+        GraphErrorKind::Forbidden => wit::GraphErrorKind::Forbidden,
+        GraphErrorKind::Other => wit::GraphErrorKind::Other,
+    };
+    error(&e.code, kind, e.message.clone())
+}
+
+fn rows_to_bolt(rows: &[wit::Params]) -> Result<Vec<BoltType>, wit::GraphError> {
+    rows.iter()
+        .enumerate()
+        .map(|(i, row)| {
+            let mut map = BoltMap::with_capacity(row.len());
+            for (name, value) in row {
+                let value = value_to_bolt(value).map_err(|e| {
+                    error(
+                        "graphmig.InvalidParameter",
+                        wit::GraphErrorKind::Other,
+                        format!("row {i}, field `{name}`: {e}"),
+                    )
+                })?;
+                map.put(BoltString::new(name), value);
+            }
+            Ok(BoltType::Map(map))
+        })
+        .collect()
+}
+
+fn valid_name(name: &str) -> Result<(), wit::GraphError> {
+    if name.is_empty() || name.starts_with("__Graphmig") || name == BATCH_TAG {
+        return Err(error(
+            "graphmig.InvalidName",
+            wit::GraphErrorKind::Other,
+            format!("`{name}` cannot be used here"),
+        ));
+    }
+    Ok(())
+}
+
+impl GuestState {
+    pub(super) fn begin_batch_impl(&mut self, name: String) -> String {
+        use std::hash::{BuildHasher, RandomState};
+        let id = format!(
+            "{:016x}-{}",
+            RandomState::new().hash_one((&name, self.batches.len(), std::process::id())),
+            self.batches.len() + 1
+        );
+        self.batches.push(BatchRecord {
+            id: id.clone(),
+            name,
+            nodes: 0,
+            relationships: 0,
+            outcome: "kept".into(),
+        });
+        id
+    }
+
+    /// Runs `statement` over `rows` in chunks, each in its own transaction (in a
+    /// dry run, in the migration's own, which is rolled back).
+    async fn write_chunks(
+        &mut self,
+        batch: &str,
+        statement: String,
+        rows: Vec<BoltType>,
+    ) -> wasmtime::Result<Result<Counters, wit::GraphError>> {
+        if !self.batches.iter().any(|b| b.id == batch) {
+            return Ok(Err(error(
+                "graphmig.UnknownBatch",
+                wit::GraphErrorKind::Other,
+                format!("no batch `{batch}` was begun by this migration"),
+            )));
+        }
+        if !self
+            .settings()
+            .policy
+            .allowed_classes()
+            .contains(&Class::Write)
+        {
+            return Ok(Err(error(
+                "graphmig.Policy.Write",
+                wit::GraphErrorKind::Forbidden,
+                "denied by the `write` rule: this migration may not write".into(),
+            )));
+        }
+        let chunk_size = self.settings().batch_chunk.max(1);
+        let mut total = Counters::default();
+        for chunk in rows.chunks(chunk_size) {
+            let index = self.next_statement()?;
+            let started = Instant::now();
+            let mut entry = JournalEntry::new(
+                index,
+                &statement,
+                format!("rows: list({}), batch: string", chunk.len()),
+            );
+            let params = vec![
+                (
+                    "rows".to_string(),
+                    BoltType::List(neo4rs::BoltList {
+                        value: chunk.to_vec(),
+                    }),
+                ),
+                (
+                    "batch".to_string(),
+                    BoltType::String(BoltString::new(batch)),
+                ),
+            ];
+            let result = if self.is_dry_run() {
+                match self.txn_mut() {
+                    Some(txn) => txn.run_counted(&statement, params).await.map(|(_, c)| c),
+                    None => Err(GraphError {
+                        kind: GraphErrorKind::Other,
+                        code: "graphmig.NoTransaction".into(),
+                        message: "no transaction".into(),
+                    }),
+                }
+            } else {
+                match self.db() {
+                    Some(db) => {
+                        async {
+                            let mut txn = db.begin().await.map_err(|e| GraphError {
+                                kind: GraphErrorKind::Other,
+                                code: "graphmig.Database".into(),
+                                message: e.to_string(),
+                            })?;
+                            let (_, counters) = txn.run_counted(&statement, params).await?;
+                            txn.commit().await?;
+                            Ok(counters)
+                        }
+                        .await
+                    }
+                    None => Err(GraphError {
+                        kind: GraphErrorKind::Other,
+                        code: "graphmig.NoTransaction".into(),
+                        message: "batches are not available while the host reads metadata".into(),
+                    }),
+                }
+            };
+            match result {
+                Ok(counters) => {
+                    entry.counters = crate::graph::describe_counters(&counters);
+                    self.push_journal(entry.finish(started, StatementOutcome::Ok, None, None, 0));
+                    total += &counters;
+                    if let Some(record) = self.batches.iter_mut().find(|b| b.id == batch) {
+                        record.nodes += counters.nodes_created;
+                        record.relationships += counters.relationships_created;
+                    }
+                }
+                Err(e) => {
+                    self.push_journal(entry.finish(
+                        started,
+                        StatementOutcome::Error,
+                        Some(&e.code),
+                        Some(&e.message),
+                        0,
+                    ));
+                    return Ok(Err(to_wit(&e)));
+                }
+            }
+        }
+        Ok(Ok(total))
+    }
+
+    pub(super) async fn batch_create_nodes_impl(
+        &mut self,
+        batch: String,
+        label: String,
+        rows: Vec<wit::Params>,
+    ) -> wasmtime::Result<Result<u64, wit::GraphError>> {
+        if let Err(e) = valid_name(&label) {
+            return Ok(Err(e));
+        }
+        let rows = match rows_to_bolt(&rows) {
+            Ok(rows) => rows,
+            Err(e) => return Ok(Err(e)),
+        };
+        let statement = format!(
+            "UNWIND $rows AS row CREATE (n:{}) SET n = row, n.{BATCH_TAG} = $batch",
+            quote(&label)
+        );
+        Ok(self
+            .write_chunks(&batch, statement, rows)
+            .await?
+            .map(|c| c.nodes_created))
+    }
+
+    pub(super) async fn batch_merge_nodes_impl(
+        &mut self,
+        batch: String,
+        label: String,
+        key: Vec<String>,
+        rows: Vec<wit::Params>,
+    ) -> wasmtime::Result<Result<u64, wit::GraphError>> {
+        if let Err(e) = valid_name(&label).and_then(|()| key.iter().try_for_each(|k| valid_name(k)))
+        {
+            return Ok(Err(e));
+        }
+        if key.is_empty() {
+            return Ok(Err(error(
+                "graphmig.InvalidName",
+                wit::GraphErrorKind::Other,
+                "merge needs at least one key property".into(),
+            )));
+        }
+        let rows = match rows_to_bolt(&rows) {
+            Ok(rows) => rows,
+            Err(e) => return Ok(Err(e)),
+        };
+        let key = key
+            .iter()
+            .map(|k| format!("{0}: row.{0}", quote(k)))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let statement = format!(
+            "UNWIND $rows AS row MERGE (n:{} {{{key}}}) ON CREATE SET n += row, n.{BATCH_TAG} = $batch ON MATCH SET n += row",
+            quote(&label)
+        );
+        Ok(self
+            .write_chunks(&batch, statement, rows)
+            .await?
+            .map(|c| c.nodes_created))
+    }
+
+    pub(super) async fn batch_create_relationships_impl(
+        &mut self,
+        batch: String,
+        rel_type: String,
+        from: wit::Endpoint,
+        to: wit::Endpoint,
+        rows: Vec<wit::Params>,
+    ) -> wasmtime::Result<Result<u64, wit::GraphError>> {
+        for name in [
+            &rel_type,
+            &from.label,
+            &from.key,
+            &from.field,
+            &to.label,
+            &to.key,
+            &to.field,
+        ] {
+            if let Err(e) = valid_name(name) {
+                return Ok(Err(e));
+            }
+        }
+        let rows = match rows_to_bolt(&rows) {
+            Ok(rows) => rows,
+            Err(e) => return Ok(Err(e)),
+        };
+        let statement = format!(
+            "UNWIND $rows AS row MATCH (a:{} {{{}: row.{}}}) MATCH (b:{} {{{}: row.{}}}) \
+             CREATE (a)-[r:{}]->(b) SET r = row, r.{BATCH_TAG} = $batch REMOVE r.{}, r.{}",
+            quote(&from.label),
+            quote(&from.key),
+            quote(&from.field),
+            quote(&to.label),
+            quote(&to.key),
+            quote(&to.field),
+            quote(&rel_type),
+            quote(&from.field),
+            quote(&to.field),
+        );
+        Ok(self
+            .write_chunks(&batch, statement, rows)
+            .await?
+            .map(|c| c.relationships_created))
+    }
+
+    pub(super) async fn delete_batch_impl(
+        &mut self,
+        batch: String,
+    ) -> wasmtime::Result<Result<u64, wit::GraphError>> {
+        let index = self.next_statement()?;
+        let started = Instant::now();
+        let mut entry = JournalEntry::new(index, &format!("delete batch {batch}"), String::new());
+        if self.is_dry_run() {
+            self.push_journal(entry.finish(
+                started,
+                StatementOutcome::Skipped,
+                Some("graphmig.DryRun"),
+                Some("batch deletion recorded, not executed"),
+                0,
+            ));
+            return Ok(Ok(0));
+        }
+        let Some(db) = self.db() else {
+            return Ok(Ok(0));
+        };
+        let chunk = self.settings().batch_chunk.max(1);
+        match db.delete_batch(&batch, chunk).await {
+            Ok(n) => {
+                entry.counters = format!("-{n} node(s) and relationship(s)");
+                self.push_journal(entry.finish(started, StatementOutcome::Ok, None, None, 0));
+                Ok(Ok(n))
+            }
+            Err(e) => {
+                self.push_journal(entry.finish(
+                    started,
+                    StatementOutcome::Error,
+                    Some(&e.code),
+                    Some(&e.message),
+                    0,
+                ));
+                Ok(Err(to_wit(&e)))
+            }
+        }
+    }
+}

@@ -1,0 +1,74 @@
+//! Tracked batches: chunked, tagged, counted, deleted exactly, and deleted again
+//! when their migration fails.
+
+use crate::support::{Project, states, text};
+
+#[test]
+fn batches_ingest_in_chunks_and_record_what_they_wrote() {
+    let project = Project::new("");
+    project.write_extra_config("[batches]\nchunk-size = 5\n");
+    project.add("V36__batch_ingest", "V1__batch_ingest");
+    project
+        .db
+        .query("CREATE (:Company {name: 'Acme', founded: 1900})");
+    let output = project.graphmig(&["run"]);
+    assert!(output.status.success(), "{}", text(&output));
+    assert_eq!(project.db.count("Person"), 12);
+    assert_eq!(project.db.count("Company"), 3);
+    assert_eq!(
+        project.db.query("MATCH ()-[w:WORKS_AT]->() RETURN w").len(),
+        12
+    );
+    let untagged = project.db.query(
+        "MATCH (c:Company {name: 'Acme'}) RETURN c._graphmig_batch AS tag, c.listed AS listed",
+    );
+    assert!(
+        untagged[0]["tag"].is_null(),
+        "a merged existing node is not the batch's: {untagged:?}"
+    );
+    assert_eq!(
+        untagged[0]["listed"], true,
+        "but it got the row's properties"
+    );
+    assert_eq!(
+        project.db.count("Temp"),
+        1,
+        "delete-batch removed exactly the batch's nodes"
+    );
+
+    let conn =
+        rusqlite::Connection::open(project.dir.path().join(".graphmig/ledger.db")).expect("ledger");
+    let mut stmt = conn
+        .prepare("SELECT name, nodes, relationships FROM batches ORDER BY name")
+        .expect("prepare");
+    let rows: Vec<(String, i64, i64)> = stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .expect("query")
+        .collect::<Result<_, _>>()
+        .expect("rows");
+    assert_eq!(
+        rows,
+        [
+            ("companies".to_string(), 2, 0),
+            ("jobs".to_string(), 0, 12),
+            ("people".to_string(), 12, 0),
+            ("temp".to_string(), 2, 0),
+        ]
+    );
+    let chunks: i64 = conn
+        .query_row("SELECT count(*) FROM statements WHERE query LIKE 'UNWIND $rows AS row CREATE (n:`Person`)%'", [], |r| r.get(0))
+        .expect("chunks");
+    assert_eq!(chunks, 3, "12 rows in chunks of 5");
+}
+
+#[test]
+fn a_failed_migration_deletes_its_batches() {
+    let project = Project::new("");
+    project.add("V37__batch_then_fail", "V1__batch_then_fail");
+    let output = project.graphmig(&["run"]);
+    let out = text(&output);
+    assert_eq!(output.status.code(), Some(1), "{out}");
+    assert!(out.contains("batch `ghosts` deleted"), "{out}");
+    assert_eq!(project.db.count("Ghost"), 0);
+    assert_eq!(project.states(), states(&[("1", "failed")]));
+}
