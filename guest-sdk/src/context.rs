@@ -2,7 +2,10 @@
 
 use std::collections::BTreeMap;
 
-use crate::__private::bindings::graphmig::migration::{context, types::LogLevel};
+use crate::__private::bindings::graphmig::migration::{
+    context,
+    types::{Entity, LogLevel},
+};
 use crate::error::{Error, Result};
 use crate::value::{FromValue, Params, Value};
 use crate::wire;
@@ -44,6 +47,72 @@ impl Context {
     /// Runs a statement that returns exactly one row and reads one column of it.
     pub fn scalar<T: FromValue>(&self, query: &str, params: Params, column: &str) -> Result<T> {
         self.run(query, params)?.single()?.get(column)
+    }
+
+    /// Renames a node label everywhere, in chunks inside this step's transaction;
+    /// returns how many nodes changed.
+    pub fn rename_label(&self, from: &str, to: &str) -> Result<u64> {
+        context::rename_label(from, to).map_err(|e| wire::graph_error(e).into())
+    }
+
+    /// Renames a relationship type everywhere; returns how many changed.
+    pub fn rename_type(&self, from: &str, to: &str) -> Result<u64> {
+        context::rename_type(from, to).map_err(|e| wire::graph_error(e).into())
+    }
+
+    /// Renames a property of nodes labelled `label`; returns how many changed.
+    pub fn rename_node_property(&self, label: &str, from: &str, to: &str) -> Result<u64> {
+        context::rename_property(Entity::Node, label, from, to)
+            .map_err(|e| wire::graph_error(e).into())
+    }
+
+    /// Renames a property of relationships of type `rel_type`.
+    pub fn rename_relationship_property(
+        &self,
+        rel_type: &str,
+        from: &str,
+        to: &str,
+    ) -> Result<u64> {
+        context::rename_property(Entity::Relationship, rel_type, from, to)
+            .map_err(|e| wire::graph_error(e).into())
+    }
+
+    /// Sets `name` to `default` on nodes labelled `label` that lack it.
+    pub fn add_node_property(
+        &self,
+        label: &str,
+        name: &str,
+        default: impl Into<Value>,
+    ) -> Result<u64> {
+        context::add_property(Entity::Node, label, name, &wire::to_wit(&default.into()))
+            .map_err(|e| wire::graph_error(e).into())
+    }
+
+    /// Sets `name` to `default` on relationships of type `rel_type` that lack it.
+    pub fn add_relationship_property(
+        &self,
+        rel_type: &str,
+        name: &str,
+        default: impl Into<Value>,
+    ) -> Result<u64> {
+        context::add_property(
+            Entity::Relationship,
+            rel_type,
+            name,
+            &wire::to_wit(&default.into()),
+        )
+        .map_err(|e| wire::graph_error(e).into())
+    }
+
+    /// Removes `name` from nodes labelled `label`.
+    pub fn remove_node_property(&self, label: &str, name: &str) -> Result<u64> {
+        context::remove_property(Entity::Node, label, name).map_err(|e| wire::graph_error(e).into())
+    }
+
+    /// Removes `name` from relationships of type `rel_type`.
+    pub fn remove_relationship_property(&self, rel_type: &str, name: &str) -> Result<u64> {
+        context::remove_property(Entity::Relationship, rel_type, name)
+            .map_err(|e| wire::graph_error(e).into())
     }
 
     /// Begins a tracked batch: everything written through it is tagged, written in

@@ -158,6 +158,18 @@ pub fn quote(identifier: &str) -> String {
     format!("`{}`", identifier.replace('`', "``"))
 }
 
+/// A property key for a `REMOVE` clause: bare when it is a plain identifier,
+/// quoted otherwise. ArcadeDB ignores `REMOVE n.\`key\`` with backticks (it
+/// removes nothing), so plain keys must stay bare.
+pub fn remove_key(key: &str) -> String {
+    let plain = key
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if plain { key.to_string() } else { quote(key) }
+}
+
 fn check_name(name: &str) -> Result<(), SchemaError> {
     if name.is_empty()
         || name.len() > 128

@@ -72,3 +72,14 @@ fn a_failed_migration_deletes_its_batches() {
     assert_eq!(project.db.count("Ghost"), 0);
     assert_eq!(project.states(), states(&[("1", "failed")]));
 }
+
+#[test]
+fn refactorings_rename_add_and_remove_and_count() {
+    let project = Project::new("");
+    project.add("V38__refactorings", "V1__refactorings");
+    let output = project.graphmig(&["run"]);
+    assert!(output.status.success(), "{}", text(&output));
+    assert_eq!(project.db.count("New"), 5);
+    assert_eq!(project.db.count("Old"), 0);
+    assert_eq!(project.db.query("MATCH ()-[k:KNOWS]->() RETURN k").len(), 5);
+}

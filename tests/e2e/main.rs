@@ -6,6 +6,7 @@ mod batches;
 mod down;
 mod failures;
 mod hostile;
+mod people;
 mod quickstart;
 mod support;
 mod trust;

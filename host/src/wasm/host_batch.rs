@@ -13,7 +13,7 @@ use crate::graph::batch::BATCH_TAG;
 use crate::graph::{Counters, GraphError, GraphErrorKind};
 use crate::journal::{BatchRecord, JournalEntry, StatementOutcome};
 use crate::policy::Class;
-use crate::schema::quote;
+use crate::schema::{quote, remove_key};
 
 fn error(code: &str, kind: wit::GraphErrorKind, message: String) -> wit::GraphError {
     wit::GraphError {
@@ -283,8 +283,8 @@ impl GuestState {
             quote(&to.key),
             quote(&to.field),
             quote(&rel_type),
-            quote(&from.field),
-            quote(&to.field),
+            remove_key(&from.field),
+            remove_key(&to.field),
         );
         Ok(self
             .write_chunks(&batch, statement, rows)

@@ -130,6 +130,11 @@ impl GuestState {
         }
     }
 
+    /// Marks the transaction doomed by a failed statement.
+    pub(super) fn doom(&mut self, index: u32, query: &str, code: &str, message: &str) {
+        self.doomed = Some(super::failed_statement(index, query, code, message));
+    }
+
     pub(super) fn txn_mut(&mut self) -> Option<&mut GraphTxn> {
         self.txn.as_mut()
     }
@@ -488,6 +493,51 @@ impl context::Host for GuestState {
         &mut self,
     ) -> wasmtime::Result<Result<Vec<types::SchemaElement>, types::SchemaError>> {
         self.schema_impl().await
+    }
+
+    async fn rename_label(
+        &mut self,
+        from: String,
+        to: String,
+    ) -> wasmtime::Result<Result<u64, types::GraphError>> {
+        self.rename_label_impl(from, to).await
+    }
+
+    async fn rename_type(
+        &mut self,
+        from: String,
+        to: String,
+    ) -> wasmtime::Result<Result<u64, types::GraphError>> {
+        self.rename_type_impl(from, to).await
+    }
+
+    async fn rename_property(
+        &mut self,
+        entity: types::Entity,
+        label: String,
+        from: String,
+        to: String,
+    ) -> wasmtime::Result<Result<u64, types::GraphError>> {
+        self.rename_property_impl(entity, label, from, to).await
+    }
+
+    async fn add_property(
+        &mut self,
+        entity: types::Entity,
+        label: String,
+        name: String,
+        default: types::Value,
+    ) -> wasmtime::Result<Result<u64, types::GraphError>> {
+        self.add_property_impl(entity, label, name, default).await
+    }
+
+    async fn remove_property(
+        &mut self,
+        entity: types::Entity,
+        label: String,
+        name: String,
+    ) -> wasmtime::Result<Result<u64, types::GraphError>> {
+        self.remove_property_impl(entity, label, name).await
     }
 
     async fn begin_batch(&mut self, name: String) -> wasmtime::Result<String> {

@@ -3,6 +3,7 @@
 pub mod bindings;
 mod host_batch;
 mod host_context;
+mod host_refactor;
 mod host_schema;
 mod limits;
 pub mod values;
