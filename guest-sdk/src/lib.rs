@@ -58,7 +58,8 @@ pub enum Rollback {
 /// step and rollback policy.
 ///
 /// Steps are functions `fn(&Context) -> Result<()>`. A migration without `down`
-/// fails when asked to revert.
+/// is reverted by deleting the batches its `up` wrote; one that wrote none cannot
+/// be reverted.
 ///
 /// ```no_run
 /// # use graphmig_sdk::{Context, Result};
@@ -88,7 +89,10 @@ macro_rules! migration {
                 #[allow(unused_mut, unused_assignments)]
                 let mut rollback = $crate::Rollback::Reversible;
                 $(rollback = $crate::Rollback::$rollback;)?
-                $crate::__private::metadata($description, rollback)
+                #[allow(unused_mut, unused_assignments)]
+                let mut has_down = false;
+                $(let _ = $down; has_down = true;)?
+                $crate::__private::metadata($description, rollback, has_down)
             }
 
             fn up() -> ::core::result::Result<(), ::std::string::String> {
@@ -154,13 +158,14 @@ pub mod __private {
     pub use bindings::exports::graphmig::migration::lifecycle::{Guest, Metadata};
 
     /// Builds the WIT metadata record.
-    pub fn metadata(description: &str, rollback: crate::Rollback) -> Metadata {
+    pub fn metadata(description: &str, rollback: crate::Rollback, has_down: bool) -> Metadata {
         Metadata {
             description: description.to_string(),
             rollback: match rollback {
                 crate::Rollback::Reversible => RollbackPolicy::Reversible,
                 crate::Rollback::Irreversible => RollbackPolicy::Irreversible,
             },
+            has_down,
         }
     }
 

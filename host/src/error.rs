@@ -165,6 +165,16 @@ pub enum Error {
         /// The artifact.
         path: PathBuf,
     },
+    /// `down` reached a migration with no down step and no batches to delete.
+    #[error(
+        "{migration} ({path}) has no down step and wrote no tracked batches, so it cannot be reverted. Nothing was reverted. Give it a down step"
+    )]
+    NoDown {
+        /// `V<version> <description>`.
+        migration: String,
+        /// The artifact.
+        path: PathBuf,
+    },
     /// A migration ran and failed; everything it did was rolled back.
     #[error("{0}")]
     MigrationFailed(Box<MigrationFailure>),

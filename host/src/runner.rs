@@ -821,6 +821,8 @@ impl Runner {
             // half-way would otherwise leave the chain half reverted.
             let owned: Vec<Migration> = to_revert.iter().map(|m| (*m).clone()).collect();
             let loaded = self.load_all(&sandbox, &owned)?;
+            // For a migration without a real down: the batches its applying attempt kept.
+            let mut batch_reverts: Vec<Option<Vec<(String, String, u64, u64)>>> = Vec::new();
             for (migration, component) in owned.iter().zip(&loaded) {
                 let described = sandbox
                     .describe(
@@ -835,12 +837,35 @@ impl Runner {
                         path: migration.path().to_path_buf(),
                     });
                 }
+                if described.has_down {
+                    batch_reverts.push(None);
+                    continue;
+                }
+                let applying = folded(&grouped, migration.id()).applied.map(|a| a.id);
+                let batches = match applying {
+                    Some(id) => ledger.batches(id)?,
+                    None => Vec::new(),
+                };
+                if batches.is_empty() {
+                    return Err(Error::NoDown {
+                        migration: migration.label(),
+                        path: migration.path().to_path_buf(),
+                    });
+                }
+                batch_reverts.push(Some(batches));
             }
             let mut reverted = Vec::new();
             let mut ledger = ledger;
-            for (migration, component) in owned.iter().zip(&loaded) {
+            for ((migration, component), batches) in owned.iter().zip(&loaded).zip(batch_reverts) {
                 if lock.is_lost() {
                     return Err(Error::LockLost);
+                }
+                if let Some(batches) = batches {
+                    reverted.push(
+                        self.revert_batches(&db, lock.fence(), &ledger, migration, &batches)
+                            .await?,
+                    );
+                    continue;
                 }
                 reverted.push(
                     self.apply(
@@ -866,6 +891,57 @@ impl Runner {
         let reverted = outcome?;
         released?;
         Ok(reverted)
+    }
+
+    /// Reverts a migration without a real down step by deleting the batches its
+    /// `up` wrote, newest first, and records the revert.
+    async fn revert_batches(
+        &self,
+        db: &GraphDb,
+        fence: &Fence,
+        ledger: &SqliteLedger,
+        migration: &Migration,
+        batches: &[(String, String, u64, u64)],
+    ) -> Result<AppliedMigration, Error> {
+        self.reporter.migration_started(migration);
+        let started = Instant::now();
+        let chunk = self.config.settings_for(migration.id()).batch_chunk;
+        let mut deleted = 0;
+        for (id, name, _, _) in batches.iter().rev() {
+            deleted += db.delete_batch(id, chunk).await.map_err(|e| {
+                db.database_error(format!(
+                    "reverting {}: deleting batch `{name}` ({id}) failed: {e}",
+                    migration.label()
+                ))
+            })?;
+        }
+        let names: Vec<&str> = batches.iter().map(|b| b.1.as_str()).collect();
+        self.record_in_graph(
+            db,
+            fence,
+            Action::Down,
+            migration.id(),
+            migration.description(),
+            migration.checksum(),
+            ledger,
+            &format!(
+                "reverted by deleting its batches {} ({deleted} nodes and relationships)",
+                names.join(", ")
+            ),
+        )
+        .await?;
+        let summary = AppliedSummary {
+            elapsed: started.elapsed(),
+            statements: 0,
+            fuel_consumed: 0,
+        };
+        self.reporter.migration_reverted(migration, &summary);
+        Ok(AppliedMigration {
+            id: migration.id().clone(),
+            description: migration.description().to_string(),
+            checksum: migration.checksum().clone(),
+            summary,
+        })
     }
 
     /// Marks every migration up to `version` as applied without running it.

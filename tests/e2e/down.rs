@@ -58,14 +58,48 @@ fn down_without_a_target_reverts_only_the_latest() {
 }
 
 #[test]
-fn a_migration_without_down_fails_to_revert_and_stays_applied() {
+fn a_migration_without_down_or_batches_cannot_be_reverted() {
     let project = Project::new("");
     project.add("V5__create_later", "V1__create_later");
     assert!(project.graphmig(&["run"]).status.success());
     let output = project.graphmig(&["down"]);
     let out = text(&output);
-    assert_eq!(output.status.code(), Some(1), "{out}");
-    assert!(out.contains("this migration has no down step"), "{out}");
+    assert_eq!(output.status.code(), Some(2), "{out}");
+    assert!(
+        out.contains("has no down step and wrote no tracked batches"),
+        "{out}"
+    );
     assert_eq!(project.db.count("Later"), 1);
     assert_eq!(project.states(), states(&[("1", "applied")]));
+}
+
+#[test]
+fn a_migration_without_down_is_reverted_by_deleting_its_batches() {
+    let project = Project::new("");
+    project
+        .db
+        .query("CREATE (:Company {name: 'Acme', founded: 1900})");
+    project.add("V36__batch_ingest", "V1__batch_ingest");
+    assert!(project.graphmig(&["run"]).status.success());
+    assert_eq!(project.db.count("Person"), 12);
+    let output = project.graphmig(&["down"]);
+    let out = text(&output);
+    assert!(output.status.success(), "{out}");
+    assert_eq!(project.db.count("Person"), 0, "the people batch is gone");
+    assert_eq!(
+        project.db.query("MATCH ()-[w:WORKS_AT]->() RETURN w").len(),
+        0
+    );
+    assert_eq!(
+        project.db.count("Company"),
+        1,
+        "Acme was not the batch's: it stays"
+    );
+    assert_eq!(project.states(), states(&[("1", "pending")]));
+    let history = project.graphmig(&["history"]);
+    assert!(
+        text(&history).contains("reverted by deleting its batches"),
+        "{}",
+        text(&history)
+    );
 }

@@ -486,6 +486,28 @@ impl SqliteLedger {
         rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
     }
 
+    /// The batches attempt `id` wrote and kept: id, name, nodes, relationships.
+    pub fn batches(&self, id: i64) -> Result<Vec<(String, String, u64, u64)>, Error> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT batch_id, name, nodes, relationships FROM batches
+                 WHERE attempt_id = ?1 AND outcome = 'kept' ORDER BY rowid",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([id], |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get::<_, i64>(2)? as u64,
+                    r.get::<_, i64>(3)? as u64,
+                ))
+            })
+            .map_err(|e| self.err(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
+    }
+
     /// The dataset reads of attempt `id`: path, sha256, bytes.
     pub fn dataset_reads(&self, id: i64) -> Result<Vec<(String, String, u64)>, Error> {
         let mut stmt = self

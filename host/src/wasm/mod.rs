@@ -140,6 +140,8 @@ pub struct Described {
     pub description: String,
     /// Whether `down` can undo `up`.
     pub reversible: bool,
+    /// Whether it has a real `down` step (otherwise its batches are deleted).
+    pub has_down: bool,
 }
 
 /// What a running step can reach besides its transaction.
@@ -338,6 +340,7 @@ impl Sandbox {
         Ok(Described {
             description: metadata.description,
             reversible: matches!(metadata.rollback, RollbackPolicy::Reversible),
+            has_down: metadata.has_down,
         })
     }
 

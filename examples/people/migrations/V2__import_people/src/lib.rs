@@ -3,7 +3,8 @@
 
 use graphmig_sdk::{Context, Endpoint, Error, Params, Result, params};
 
-graphmig_sdk::migration! { description: "Import people from CSV", up: up, down: down }
+// No down step: `graphmig down` reverts this migration by deleting its batches.
+graphmig_sdk::migration! { description: "Import people from CSV", up: up }
 
 fn up(ctx: &Context) -> Result<()> {
     let csv = ctx.read_dataset_text("people.csv")?;
@@ -35,12 +36,5 @@ fn up(ctx: &Context) -> Result<()> {
         jobs.into_iter().collect::<Vec<Params>>(),
     )?;
     ctx.info(format!("imported {created} people, {merged} companies, {linked} jobs"));
-    Ok(())
-}
-
-fn down(ctx: &Context) -> Result<()> {
-    ctx.run("MATCH (:Person)-[w:WORKS_AT]->() DELETE w", params! {})?;
-    ctx.run("MATCH (p:Person) DELETE p", params! {})?;
-    ctx.run("MATCH (c:Company) DELETE c", params! {})?;
     Ok(())
 }
