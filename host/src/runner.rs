@@ -14,8 +14,8 @@ use crate::graph::lock::{HeldLock, LockHolder, now_ms};
 use crate::graph::{GraphDb, GraphTxn, target_key};
 use crate::journal::JournalEntry;
 use crate::ledger::{
-    Action, Attempt, CHAIN_ORIGIN, ChainLink, Finish, Folded, Outcome, SqliteLedger, State,
-    chain_hash, fold_state, now_rfc3339,
+    Action, Attempt, CHAIN_ORIGIN, ChainLink, Finish, Folded, KeptBatch, Outcome, SqliteLedger,
+    State, chain_hash, fold_state, now_rfc3339,
 };
 use crate::migration::{Checksum, Migration, MigrationId, Version};
 use crate::reporter::{AppliedSummary, Reporter};
@@ -822,7 +822,7 @@ impl Runner {
             let owned: Vec<Migration> = to_revert.iter().map(|m| (*m).clone()).collect();
             let loaded = self.load_all(&sandbox, &owned)?;
             // For a migration without a real down: the batches its applying attempt kept.
-            let mut batch_reverts: Vec<Option<Vec<(String, String, u64, u64)>>> = Vec::new();
+            let mut batch_reverts: Vec<Option<Vec<KeptBatch>>> = Vec::new();
             for (migration, component) in owned.iter().zip(&loaded) {
                 let described = sandbox
                     .describe(
@@ -901,21 +901,23 @@ impl Runner {
         fence: &Fence,
         ledger: &SqliteLedger,
         migration: &Migration,
-        batches: &[(String, String, u64, u64)],
+        batches: &[KeptBatch],
     ) -> Result<AppliedMigration, Error> {
         self.reporter.migration_started(migration);
         let started = Instant::now();
         let chunk = self.config.settings_for(migration.id()).batch_chunk;
         let mut deleted = 0;
-        for (id, name, _, _) in batches.iter().rev() {
-            deleted += db.delete_batch(id, chunk).await.map_err(|e| {
+        for batch in batches.iter().rev() {
+            deleted += db.delete_batch(&batch.id, chunk).await.map_err(|e| {
                 db.database_error(format!(
-                    "reverting {}: deleting batch `{name}` ({id}) failed: {e}",
-                    migration.label()
+                    "reverting {}: deleting batch `{}` ({}) failed: {e}",
+                    migration.label(),
+                    batch.name,
+                    batch.id
                 ))
             })?;
         }
-        let names: Vec<&str> = batches.iter().map(|b| b.1.as_str()).collect();
+        let names: Vec<&str> = batches.iter().map(|b| b.name.as_str()).collect();
         self.record_in_graph(
             db,
             fence,

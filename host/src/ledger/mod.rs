@@ -3,7 +3,7 @@
 
 mod sqlite;
 
-pub use sqlite::{JournalRow, SqliteLedger, now_rfc3339};
+pub use sqlite::{JournalRow, KeptBatch, SqliteLedger, now_rfc3339};
 
 use crate::migration::{Checksum, MigrationId};
 

@@ -85,6 +85,19 @@ CREATE TABLE IF NOT EXISTS guest_logs (
 
 const SCHEMA_VERSION: &str = "1";
 
+/// A batch an applied attempt wrote and kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeptBatch {
+    /// The batch id.
+    pub id: String,
+    /// Its name.
+    pub name: String,
+    /// Nodes it created.
+    pub nodes: u64,
+    /// Relationships it created.
+    pub relationships: u64,
+}
+
 /// One journaled statement, as read back from the ledger.
 #[derive(Debug, Clone)]
 pub struct JournalRow {
@@ -486,8 +499,8 @@ impl SqliteLedger {
         rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
     }
 
-    /// The batches attempt `id` wrote and kept: id, name, nodes, relationships.
-    pub fn batches(&self, id: i64) -> Result<Vec<(String, String, u64, u64)>, Error> {
+    /// The batches attempt `id` wrote and kept.
+    pub fn batches(&self, id: i64) -> Result<Vec<KeptBatch>, Error> {
         let mut stmt = self
             .conn
             .prepare(
