@@ -510,12 +510,12 @@ impl SqliteLedger {
             .map_err(|e| self.err(e))?;
         let rows = stmt
             .query_map([id], |r| {
-                Ok((
-                    r.get(0)?,
-                    r.get(1)?,
-                    r.get::<_, i64>(2)? as u64,
-                    r.get::<_, i64>(3)? as u64,
-                ))
+                Ok(KeptBatch {
+                    id: r.get(0)?,
+                    name: r.get(1)?,
+                    nodes: r.get::<_, i64>(2)? as u64,
+                    relationships: r.get::<_, i64>(3)? as u64,
+                })
             })
             .map_err(|e| self.err(e))?;
         rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
