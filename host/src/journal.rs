@@ -165,3 +165,16 @@ pub struct BatchRecord {
     /// `kept`, `deleted` (the migration failed) or `delete failed: ...`.
     pub outcome: String,
 }
+
+/// A refactoring a migration ran in committed chunks, with the statements that
+/// walk it back (if the migration fails) or drop its tags (if it succeeds). Each
+/// returns `count(*) AS n` and is repeated until it changes less than a chunk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefactorStep {
+    /// Restores what the refactoring changed.
+    pub undo: String,
+    /// Removes the tags once the migration committed.
+    pub finalize: String,
+    /// `applied`, then `undone`, `finalized` or the error.
+    pub outcome: String,
+}

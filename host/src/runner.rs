@@ -1249,17 +1249,23 @@ impl Runner {
         // Schema operations ran outside the transaction: undo them, newest first.
         let undo_note = if outcome.is_err() {
             let chunk = self.config.settings_for(migration.id()).batch_chunk;
+            let refactors = walk_refactors(db, &mut run.record.refactor_steps, true).await;
             let batches = delete_batches(db, &mut run.record.batches, chunk).await;
             let schema = undo_schema(db, &mut run.record.schema_steps).await;
-            match (batches, schema) {
-                (None, None) => None,
-                (a, b) => Some(format!(
-                    "{}{}",
+            match (refactors, batches, schema) {
+                (None, None, None) => None,
+                (a, b, c) => Some(format!(
+                    "{}{}{}",
                     a.unwrap_or_default(),
-                    b.unwrap_or_default()
+                    b.unwrap_or_default(),
+                    c.unwrap_or_default()
                 )),
             }
         } else {
+            if let Some(note) = walk_refactors(db, &mut run.record.refactor_steps, false).await {
+                self.reporter
+                    .warning(&format!("{}{note}", migration.label()));
+            }
             None
         };
         let duration_ms = started.elapsed().as_millis() as u64;
@@ -1333,6 +1339,64 @@ async fn commit_with_history(
         message: e.message,
     })?;
     Ok(entry.chain)
+}
+
+/// Walks refactorings back (`undo`, newest first) or drops their tags; returns a
+/// note for the error message (undo) or a warning (finalize), or `None`.
+async fn walk_refactors(
+    db: &GraphDb,
+    steps: &mut [crate::journal::RefactorStep],
+    undo: bool,
+) -> Option<String> {
+    let mut undone = 0;
+    let mut failed = Vec::new();
+    for step in steps.iter_mut().rev() {
+        let statement = if undo { &step.undo } else { &step.finalize };
+        let result = async {
+            // Each pass handles a chunk; stop when a pass finds nothing, and never
+            // loop without bound should the server misbehave.
+            for _ in 0..1_000_000 {
+                let mut txn = db.begin().await.map_err(|e| e.to_string())?;
+                let (rows, _) = txn
+                    .run_counted(statement, Vec::new())
+                    .await
+                    .map_err(|e| e.to_string())?;
+                txn.commit().await.map_err(|e| e.to_string())?;
+                let n = rows
+                    .first()
+                    .and_then(|row| crate::graph::history::int(row, "n"))
+                    .unwrap_or(0);
+                if n == 0 {
+                    return Ok(());
+                }
+            }
+            Err("did not finish".to_string())
+        }
+        .await;
+        match result {
+            Ok(()) => {
+                step.outcome = if undo { "undone" } else { "finalized" }.into();
+                undone += 1;
+            }
+            Err(e) => {
+                step.outcome = format!("failed: {e}");
+                failed.push(format!("`{statement}`: {e}"));
+            }
+        }
+    }
+    match (undone, failed.is_empty(), undo) {
+        (0, true, _) => None,
+        (_, true, false) => None,
+        (n, true, true) => Some(format!("; {n} refactoring(s) undone")),
+        (n, false, true) => Some(format!(
+            "; {n} refactoring(s) undone, but undoing failed for {}: fix them by hand",
+            failed.join(", ")
+        )),
+        (_, false, false) => Some(format!(
+            ": removing refactoring tags failed for {}; they are harmless, remove them by hand",
+            failed.join(", ")
+        )),
+    }
 }
 
 /// Deletes what the failed migration's batches committed, newest first; returns

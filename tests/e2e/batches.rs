@@ -74,12 +74,50 @@ fn a_failed_migration_deletes_its_batches() {
 }
 
 #[test]
-fn refactorings_rename_add_and_remove_and_count() {
+fn refactorings_commit_in_chunks_and_are_walked_back_on_failure() {
     let project = Project::new("");
-    project.add("V38__refactorings", "V1__refactorings");
+    project.write_extra_config("[batches]\nchunk-size = 2\n");
+    project
+        .add("V39__refactor_data", "V1__refactor_data")
+        .add("V38__refactorings", "V2__refactorings");
     let output = project.graphmig(&["run"]);
     assert!(output.status.success(), "{}", text(&output));
     assert_eq!(project.db.count("New"), 5);
     assert_eq!(project.db.count("Old"), 0);
     assert_eq!(project.db.query("MATCH ()-[k:KNOWS]->() RETURN k").len(), 5);
+    let conn =
+        rusqlite::Connection::open(project.dir.path().join(".graphmig/ledger.db")).expect("ledger");
+    let chunks: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM statements WHERE query LIKE 'MATCH (x:`Old`) WITH x LIMIT 2 %'",
+            [],
+            |r| r.get(0),
+        )
+        .expect("chunks");
+    assert_eq!(chunks, 3, "5 nodes in chunks of 2");
+
+    project.add("V40__refactor_then_fail", "V3__refactor_then_fail");
+    let output = project.graphmig(&["run"]);
+    let out = text(&output);
+    assert_eq!(output.status.code(), Some(1), "{out}");
+    assert!(out.contains("5 refactoring(s) undone"), "{out}");
+    assert_eq!(project.db.count("New"), 5, "label back");
+    assert_eq!(project.db.count("Renamed"), 0);
+    assert_eq!(
+        project
+            .db
+            .query("MATCH (n:New) WHERE n.score = 0.5 AND n.i IS NOT NULL AND n.z IS NULL RETURN n")
+            .len(),
+        5
+    );
+    assert_eq!(
+        project.db.query("MATCH ()-[k:KNOWS]->() RETURN k").len(),
+        5,
+        "type back"
+    );
+    let tags = project.db.query("MATCH (n) RETURN keys(n) AS k");
+    assert!(
+        !format!("{tags:?}").contains("_graphmig_r"),
+        "no tags left: {tags:?}"
+    );
 }

@@ -16,7 +16,8 @@ use crate::config::MigrationSettings;
 use crate::error::{FailedStatement, Limit};
 use crate::graph::{GraphDb, GraphError, GraphErrorKind, GraphTxn};
 use crate::journal::{
-    BatchRecord, DatasetRead, JournalEntry, SchemaStep, StatementOutcome, summarize_params,
+    BatchRecord, DatasetRead, JournalEntry, RefactorStep, SchemaStep, StatementOutcome,
+    summarize_params,
 };
 use crate::migration::Checksum;
 use crate::reporter::{LogLevel, Reporter};
@@ -50,6 +51,7 @@ pub struct GuestState {
     journal: Vec<JournalEntry>,
     schema_steps: Vec<SchemaStep>,
     pub(super) batches: Vec<BatchRecord>,
+    refactor_steps: Vec<RefactorStep>,
     dataset_reads: Vec<DatasetRead>,
     logs: Vec<(String, String)>,
     rows_returned: u64,
@@ -71,6 +73,8 @@ pub struct GuestRecord {
     pub schema_steps: Vec<SchemaStep>,
     /// Tracked batches, with what they wrote.
     pub batches: Vec<BatchRecord>,
+    /// Refactorings, with how to walk them back or finalize them.
+    pub refactor_steps: Vec<RefactorStep>,
 }
 
 impl GuestState {
@@ -99,6 +103,7 @@ impl GuestState {
             journal: Vec::new(),
             schema_steps: Vec::new(),
             batches: Vec::new(),
+            refactor_steps: Vec::new(),
             dataset_reads: Vec::new(),
             logs: Vec::new(),
             rows_returned: 0,
@@ -127,12 +132,16 @@ impl GuestState {
             logs: std::mem::take(&mut self.logs),
             schema_steps: std::mem::take(&mut self.schema_steps),
             batches: std::mem::take(&mut self.batches),
+            refactor_steps: std::mem::take(&mut self.refactor_steps),
         }
     }
 
-    /// Marks the transaction doomed by a failed statement.
-    pub(super) fn doom(&mut self, index: u32, query: &str, code: &str, message: &str) {
-        self.doomed = Some(super::failed_statement(index, query, code, message));
+    pub(super) fn push_refactor_step(&mut self, step: RefactorStep) {
+        self.refactor_steps.push(step);
+    }
+
+    pub(super) fn refactor_count(&self) -> usize {
+        self.refactor_steps.len()
     }
 
     pub(super) fn txn_mut(&mut self) -> Option<&mut GraphTxn> {

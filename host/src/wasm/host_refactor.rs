@@ -1,6 +1,7 @@
-//! Refactorings of the `context` interface: renames and property changes run as
-//! statements inside the migration's transaction, so they roll back with it, and
-//! report how many nodes or relationships changed.
+//! Refactorings of the `context` interface: renames and property changes run in
+//! chunks that commit on their own, so big graphs need no giant transaction. What
+//! each chunk changes is tagged, so a failed migration can walk it back exactly,
+//! and a successful one drops the tags.
 
 use std::time::Instant;
 
@@ -10,9 +11,9 @@ use super::bindings::graphmig::migration::types as wit;
 use super::host_context::GuestState;
 use super::values::value_to_bolt;
 use crate::graph::GraphErrorKind;
-use crate::journal::{JournalEntry, StatementOutcome};
+use crate::journal::{JournalEntry, RefactorStep, StatementOutcome};
 use crate::policy::Class;
-use crate::schema::{quote, remove_key};
+use crate::schema::quote;
 
 fn invalid(message: String) -> wit::GraphError {
     wit::GraphError {
@@ -38,18 +39,29 @@ fn pattern(entity: wit::Entity, label: &str) -> String {
     }
 }
 
+/// A refactoring as statements: `apply` changes one chunk and tags what it
+/// changed with `tag`; `undo` and `finalize` walk the tagged elements back, or just
+/// drop the tags. Each returns `count(*) AS n` and is repeated until a run changes
+/// fewer than a chunk.
+struct Plan {
+    apply: String,
+    undo: String,
+    finalize: String,
+    params: Vec<(String, BoltType)>,
+}
+
+fn plain(name: &str) -> bool {
+    name.chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
 impl GuestState {
-    /// Runs `statement` (which must return `count(*) AS n`) in the data
-    /// transaction, journaled, and returns the count.
-    ///
-    /// Not chunked: inside one transaction chunks would not make it smaller, and
-    /// ArcadeDB re-reads rows that `SET ... REMOVE` changed earlier in the same
-    /// transaction, so `WHERE ... LIMIT` chunking never finishes there.
-    async fn refactor(
-        &mut self,
-        statement: String,
-        params: Vec<(String, BoltType)>,
-    ) -> wasmtime::Result<Result<u64, wit::GraphError>> {
+    /// Runs a plan: chunk by chunk, each committing on its own (in a dry run,
+    /// inside the rolled-back data transaction), journaled; remembers how to undo
+    /// and finalize it. Returns how many elements changed.
+    async fn refactor(&mut self, plan: Plan) -> wasmtime::Result<Result<u64, wit::GraphError>> {
         if !self
             .settings()
             .policy
@@ -62,26 +74,36 @@ impl GuestState {
                 message: "denied by the `write` rule: this migration may not write".into(),
             }));
         }
-        if let Some(failed) = self.doomed() {
-            return Ok(Err(wit::GraphError {
-                kind: wit::GraphErrorKind::Other,
-                code: "graphmig.TransactionDoomed".into(),
-                message: format!(
-                    "statement #{} already failed ({}); the transaction will be rolled back",
-                    failed.index, failed.code
-                ),
-            }));
-        }
-        let index = self.next_statement()?;
-        {
+        let chunk = self.settings().batch_chunk.max(1) as u64;
+        let mut total = 0u64;
+        loop {
+            let index = self.next_statement()?;
             let started = Instant::now();
-            let mut entry = JournalEntry::new(index, &statement, String::new());
-            let Some(txn) = self.txn_mut() else {
-                return Ok(Err(invalid(
-                    "refactorings need the migration's transaction".into(),
-                )));
+            let mut entry = JournalEntry::new(index, &plan.apply, String::new());
+            let result = if self.is_dry_run() {
+                match self.txn_mut() {
+                    Some(txn) => txn.run_counted(&plan.apply, plan.params.clone()).await,
+                    None => return Ok(Err(invalid("no transaction".into()))),
+                }
+            } else {
+                let Some(db) = self.db() else {
+                    return Ok(Err(invalid(
+                        "refactorings are not available while the host reads metadata".into(),
+                    )));
+                };
+                async {
+                    let mut txn = db.begin().await.map_err(|e| crate::graph::GraphError {
+                        kind: GraphErrorKind::Other,
+                        code: "graphmig.Database".into(),
+                        message: e.to_string(),
+                    })?;
+                    let out = txn.run_counted(&plan.apply, plan.params.clone()).await?;
+                    txn.commit().await?;
+                    Ok(out)
+                }
+                .await
             };
-            match txn.run_counted(&statement, params.clone()).await {
+            match result {
                 Ok((rows, counters)) => {
                     let n = rows
                         .first()
@@ -96,7 +118,10 @@ impl GuestState {
                         None,
                         rows.len() as u64,
                     ));
-                    Ok(Ok(n))
+                    total += n;
+                    if n < chunk {
+                        break;
+                    }
                 }
                 Err(e) => {
                     self.push_journal(entry.finish(
@@ -106,7 +131,12 @@ impl GuestState {
                         Some(&e.message),
                         0,
                     ));
-                    self.doom(index, &statement, &e.code, &e.message);
+                    // What the earlier chunks changed is undone with the rest.
+                    self.push_refactor_step(RefactorStep {
+                        undo: plan.undo,
+                        finalize: plan.finalize,
+                        outcome: "applied".into(),
+                    });
                     let kind = match e.kind {
                         GraphErrorKind::Syntax => wit::GraphErrorKind::Syntax,
                         GraphErrorKind::ConstraintViolation => {
@@ -116,14 +146,35 @@ impl GuestState {
                         GraphErrorKind::Forbidden => wit::GraphErrorKind::Forbidden,
                         GraphErrorKind::Other => wit::GraphErrorKind::Other,
                     };
-                    Ok(Err(wit::GraphError {
+                    return Ok(Err(wit::GraphError {
                         kind,
                         code: e.code,
                         message: e.message,
-                    }))
+                    }));
                 }
             }
         }
+        if !self.is_dry_run() {
+            self.push_refactor_step(RefactorStep {
+                undo: plan.undo,
+                finalize: plan.finalize,
+                outcome: "applied".into(),
+            });
+        }
+        Ok(Ok(total))
+    }
+
+    /// A tag property unique to this refactoring of this attempt.
+    fn tag(&self) -> String {
+        format!(
+            "_graphmig_r{}_{}",
+            std::process::id(),
+            self.refactor_count() + 1
+        )
+    }
+
+    fn chunk(&self) -> usize {
+        self.settings().batch_chunk.max(1)
     }
 
     pub(super) async fn rename_label_impl(
@@ -137,13 +188,14 @@ impl GuestState {
         if from == to {
             return Ok(Err(invalid("the new label is the old one".into())));
         }
-        let statement = format!(
-            "MATCH (x:{}) SET x:{} REMOVE x:{} RETURN count(*) AS n",
-            quote(&from),
-            quote(&to),
-            quote(&from)
-        );
-        self.refactor(statement, Vec::new()).await
+        let (a, b, t, c) = (quote(&from), quote(&to), self.tag(), self.chunk());
+        self.refactor(Plan {
+            apply: format!("MATCH (x:{a}) WITH x LIMIT {c} SET x:{b}, x.{t} = true REMOVE x:{a} RETURN count(*) AS n"),
+            undo: format!("MATCH (x:{b}) WHERE x.{t} = true WITH x LIMIT {c} SET x:{a} REMOVE x:{b}, x.{t} RETURN count(*) AS n"),
+            finalize: format!("MATCH (x:{b}) WHERE x.{t} = true WITH x LIMIT {c} REMOVE x.{t} RETURN count(*) AS n"),
+            params: Vec::new(),
+        })
+        .await
     }
 
     pub(super) async fn rename_type_impl(
@@ -157,12 +209,14 @@ impl GuestState {
         if from == to {
             return Ok(Err(invalid("the new type is the old one".into())));
         }
-        let statement = format!(
-            "MATCH (a)-[x:{}]->(b) CREATE (a)-[y:{}]->(b) SET y = properties(x) DELETE x RETURN count(*) AS n",
-            quote(&from),
-            quote(&to)
-        );
-        self.refactor(statement, Vec::new()).await
+        let (a, b, t, c) = (quote(&from), quote(&to), self.tag(), self.chunk());
+        self.refactor(Plan {
+            apply: format!("MATCH (p)-[r:{a}]->(q) WITH p, r, q LIMIT {c} CREATE (p)-[s:{b}]->(q) SET s = properties(r), s.{t} = true DELETE r RETURN count(*) AS n"),
+            undo: format!("MATCH (p)-[s:{b}]->(q) WHERE s.{t} = true WITH p, s, q LIMIT {c} CREATE (p)-[r:{a}]->(q) SET r = properties(s) REMOVE r.{t} DELETE s RETURN count(*) AS n"),
+            finalize: format!("MATCH ()-[s:{b}]->() WHERE s.{t} = true WITH s LIMIT {c} REMOVE s.{t} RETURN count(*) AS n"),
+            params: Vec::new(),
+        })
+        .await
     }
 
     pub(super) async fn rename_property_impl(
@@ -178,15 +232,19 @@ impl GuestState {
         if from == to {
             return Ok(Err(invalid("the new property name is the old one".into())));
         }
-        let statement = format!(
-            "{} WHERE x.{} IS NOT NULL SET x.{} = x.{} REMOVE x.{} RETURN count(*) AS n",
-            pattern(entity, &label),
-            quote(&from),
-            quote(&to),
-            quote(&from),
-            remove_key(&from)
-        );
-        self.refactor(statement, Vec::new()).await
+        if !plain(&from) || !plain(&to) {
+            return Ok(Err(invalid(
+                "refactorings take property names of letters, digits and underscores".into(),
+            )));
+        }
+        let (m, t, c) = (pattern(entity, &label), self.tag(), self.chunk());
+        self.refactor(Plan {
+            apply: format!("{m} WHERE x.{from} IS NOT NULL WITH x LIMIT {c} SET x.{to} = x.{from}, x.{t} = true REMOVE x.{from} RETURN count(*) AS n"),
+            undo: format!("{m} WHERE x.{t} = true WITH x LIMIT {c} SET x.{from} = x.{to} REMOVE x.{to}, x.{t} RETURN count(*) AS n"),
+            finalize: format!("{m} WHERE x.{t} = true WITH x LIMIT {c} REMOVE x.{t} RETURN count(*) AS n"),
+            params: Vec::new(),
+        })
+        .await
     }
 
     pub(super) async fn add_property_impl(
@@ -199,6 +257,11 @@ impl GuestState {
         if let Err(e) = check(&[&label, &name]) {
             return Ok(Err(e));
         }
+        if !plain(&name) {
+            return Ok(Err(invalid(
+                "refactorings take property names of letters, digits and underscores".into(),
+            )));
+        }
         let default = match value_to_bolt(&default) {
             Ok(BoltType::Null(_)) => {
                 return Ok(Err(invalid(
@@ -208,14 +271,14 @@ impl GuestState {
             Ok(value) => value,
             Err(e) => return Ok(Err(invalid(format!("default: {e}")))),
         };
-        let statement = format!(
-            "{} WHERE x.{} IS NULL SET x.{} = $default RETURN count(*) AS n",
-            pattern(entity, &label),
-            quote(&name),
-            quote(&name)
-        );
-        self.refactor(statement, vec![("default".into(), default)])
-            .await
+        let (m, t, c) = (pattern(entity, &label), self.tag(), self.chunk());
+        self.refactor(Plan {
+            apply: format!("{m} WHERE x.{name} IS NULL WITH x LIMIT {c} SET x.{name} = $default, x.{t} = true RETURN count(*) AS n"),
+            undo: format!("{m} WHERE x.{t} = true WITH x LIMIT {c} REMOVE x.{name}, x.{t} RETURN count(*) AS n"),
+            finalize: format!("{m} WHERE x.{t} = true WITH x LIMIT {c} REMOVE x.{t} RETURN count(*) AS n"),
+            params: vec![("default".into(), default)],
+        })
+        .await
     }
 
     pub(super) async fn remove_property_impl(
@@ -227,12 +290,19 @@ impl GuestState {
         if let Err(e) = check(&[&label, &name]) {
             return Ok(Err(e));
         }
-        let statement = format!(
-            "{} WHERE x.{} IS NOT NULL REMOVE x.{} RETURN count(*) AS n",
-            pattern(entity, &label),
-            quote(&name),
-            remove_key(&name)
-        );
-        self.refactor(statement, Vec::new()).await
+        if !plain(&name) {
+            return Ok(Err(invalid(
+                "refactorings take property names of letters, digits and underscores".into(),
+            )));
+        }
+        // The tag keeps the removed value until the migration succeeds.
+        let (m, t, c) = (pattern(entity, &label), self.tag(), self.chunk());
+        self.refactor(Plan {
+            apply: format!("{m} WHERE x.{name} IS NOT NULL WITH x LIMIT {c} SET x.{t} = x.{name} REMOVE x.{name} RETURN count(*) AS n"),
+            undo: format!("{m} WHERE x.{t} IS NOT NULL WITH x LIMIT {c} SET x.{name} = x.{t} REMOVE x.{t} RETURN count(*) AS n"),
+            finalize: format!("{m} WHERE x.{t} IS NOT NULL WITH x LIMIT {c} REMOVE x.{t} RETURN count(*) AS n"),
+            params: Vec::new(),
+        })
+        .await
     }
 }
