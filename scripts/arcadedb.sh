@@ -80,6 +80,8 @@ start() { # INSTANCE BOLT HTTP [DB...]
   for db in "${dbs[@]}"; do defaults+="${defaults:+;}$db[root]"; done
   log "starting $instance: bolt://127.0.0.1:$bolt, http://127.0.0.1:$httpport, databases ${dbs[*]}"
   # setsid: the server outlives the shell that started it (the demo leaves it up).
+  # It writes log/ into its working folder: the instance's, not the caller's.
+  cd "$dir"
   setsid "$HOME_DIR/jre/bin/java" -Xms128m -Xmx1g \
     -Darcadedb.server.rootPath="$dir" \
     -Darcadedb.server.databaseDirectory="$dir/databases" \

@@ -38,8 +38,13 @@ fn the_people_example_applies_and_reverts_to_an_empty_graph() {
     let run = graphmig_in(&["run"]);
     assert!(run.status.success(), "{}", text(&run));
     assert_eq!(db.count("Person"), 10_000);
-    assert_eq!(db.count("Organisation"), 25);
-    assert_eq!(db.count("Company"), 0);
+    assert_eq!(db.count("Company"), 25);
+    assert_eq!(db.count("Competence"), 8);
+    assert_eq!(db.count("Skill"), 0);
+    assert_eq!(
+        db.query("MATCH (:Person)-[k:KNOWS]->(:Competence) WITH count(k) AS n RETURN n")[0]["n"],
+        10_000
+    );
     assert_eq!(
         db.query("MATCH (:Person)-[w:WORKS_AT]->() WITH count(w) AS n RETURN n")[0]["n"],
         10_000

@@ -23,16 +23,7 @@ fn error(code: &str, kind: wit::GraphErrorKind, message: String) -> wit::GraphEr
     }
 }
 
-fn to_wit(e: &GraphError) -> wit::GraphError {
-    let kind = match e.kind {
-        GraphErrorKind::Syntax => wit::GraphErrorKind::Syntax,
-        GraphErrorKind::ConstraintViolation => wit::GraphErrorKind::ConstraintViolation,
-        GraphErrorKind::Transient => wit::GraphErrorKind::Transient,
-        GraphErrorKind::Forbidden => wit::GraphErrorKind::Forbidden,
-        GraphErrorKind::Other => wit::GraphErrorKind::Other,
-    };
-    error(&e.code, kind, e.message.clone())
-}
+use super::host_context::to_wit_error as to_wit;
 
 fn rows_to_bolt(rows: &[wit::Params]) -> Result<Vec<BoltType>, wit::GraphError> {
     rows.iter()

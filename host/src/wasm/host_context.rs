@@ -226,7 +226,8 @@ impl GuestState {
     }
 }
 
-fn to_wit_error(error: &GraphError) -> types::GraphError {
+/// The WIT form of a graph error; the one place the two kinds are mapped.
+pub(super) fn to_wit_error(error: &GraphError) -> types::GraphError {
     types::GraphError {
         kind: match error.kind {
             GraphErrorKind::Syntax => types::GraphErrorKind::Syntax,

@@ -137,20 +137,7 @@ impl GuestState {
                         finalize: plan.finalize,
                         outcome: "applied".into(),
                     });
-                    let kind = match e.kind {
-                        GraphErrorKind::Syntax => wit::GraphErrorKind::Syntax,
-                        GraphErrorKind::ConstraintViolation => {
-                            wit::GraphErrorKind::ConstraintViolation
-                        }
-                        GraphErrorKind::Transient => wit::GraphErrorKind::Transient,
-                        GraphErrorKind::Forbidden => wit::GraphErrorKind::Forbidden,
-                        GraphErrorKind::Other => wit::GraphErrorKind::Other,
-                    };
-                    return Ok(Err(wit::GraphError {
-                        kind,
-                        code: e.code,
-                        message: e.message,
-                    }));
+                    return Ok(Err(super::host_context::to_wit_error(&e)));
                 }
             }
         }

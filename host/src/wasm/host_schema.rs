@@ -6,7 +6,6 @@ use std::time::Instant;
 
 use super::bindings::graphmig::migration::types as wit;
 use super::host_context::GuestState;
-use crate::graph::GraphErrorKind;
 use crate::journal::{JournalEntry, SchemaStep, StatementOutcome};
 use crate::policy::Class;
 use crate::schema::{
@@ -204,14 +203,9 @@ impl GuestState {
                     Some(&e.message),
                     0,
                 ));
-                let kind = match e.kind {
-                    GraphErrorKind::Syntax => wit::GraphErrorKind::Syntax,
-                    GraphErrorKind::ConstraintViolation => wit::GraphErrorKind::ConstraintViolation,
-                    GraphErrorKind::Transient => wit::GraphErrorKind::Transient,
-                    GraphErrorKind::Forbidden => wit::GraphErrorKind::Forbidden,
-                    GraphErrorKind::Other => wit::GraphErrorKind::Other,
-                };
-                Ok(Err(graph_error(&e.code, kind, e.message)))
+                Ok(Err(wit::SchemaError::Graph(
+                    super::host_context::to_wit_error(&e),
+                )))
             }
         }
     }

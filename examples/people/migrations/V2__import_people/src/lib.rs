@@ -1,5 +1,5 @@
 //! V2: imports data/people.csv (10,000 rows) through tracked batches: people,
-//! the companies they name, and who works where.
+//! the companies and skills they name, who works where and who knows what.
 
 use graphmig_sdk::{Context, Endpoint, Error, Params, Result, params};
 
@@ -11,19 +11,25 @@ fn up(ctx: &Context) -> Result<()> {
     let mut people = Vec::new();
     let mut companies = Vec::new();
     let mut jobs = Vec::new();
+    let mut skills = Vec::new();
+    let mut knows = Vec::new();
     for (line, record) in csv.lines().enumerate().skip(1) {
         let fields: Vec<&str> = record.split(',').collect();
-        let [id, name, email, born, company] = fields[..] else {
-            return Err(Error::msg(format!("people.csv line {}: expected 5 fields", line + 1)));
+        let [id, name, email, born, company, skill] = fields[..] else {
+            return Err(Error::msg(format!("people.csv line {}: expected 6 fields", line + 1)));
         };
         let id: i64 = id.parse().map_err(|_| Error::msg(format!("line {}: bad id", line + 1)))?;
         let born: i64 = born.parse().map_err(|_| Error::msg(format!("line {}: bad year", line + 1)))?;
         people.push(params! { "id" => id, "name" => name, "email" => email, "born" => born });
         companies.push(company.to_string());
         jobs.push(params! { "person" => id, "company" => company });
+        skills.push(skill.to_string());
+        knows.push(params! { "person" => id, "skill" => skill });
     }
     companies.sort();
     companies.dedup();
+    skills.sort();
+    skills.dedup();
 
     let created = ctx.begin_batch("people").create_nodes("Person", people)?;
     let merged = ctx
@@ -35,6 +41,17 @@ fn up(ctx: &Context) -> Result<()> {
         &Endpoint::new("Company", "name", "company"),
         jobs.into_iter().collect::<Vec<Params>>(),
     )?;
-    ctx.info(format!("imported {created} people, {merged} companies, {linked} jobs"));
+    let learned = ctx
+        .begin_batch("skills")
+        .create_nodes("Skill", skills.iter().map(|s| params! { "name" => s.as_str() }))?;
+    let known = ctx.begin_batch("knows").create_relationships(
+        "KNOWS",
+        &Endpoint::new("Person", "id", "person"),
+        &Endpoint::new("Skill", "name", "skill"),
+        knows,
+    )?;
+    ctx.info(format!(
+        "imported {created} people, {merged} companies, {linked} jobs, {learned} skills, {known} skill links"
+    ));
     Ok(())
 }
