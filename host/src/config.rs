@@ -145,6 +145,8 @@ pub struct Config {
     pub lock: LockSettings,
     /// Cargo's target folder for building Rust migrations.
     pub build_target_dir: PathBuf,
+    /// Where compiled components are cached.
+    pub cache_dir: PathBuf,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -563,6 +565,7 @@ impl Config {
             data_dir: anchor(file.datasets.dir.unwrap_or_else(|| "data".into())),
             defaults,
             overrides,
+            cache_dir: anchor(PathBuf::from(".graphmig/cache")),
             build_target_dir: anchor(
                 env.var("GRAPHMIG_BUILD_TARGET_DIR")
                     .map(PathBuf::from)

@@ -559,30 +559,45 @@ impl Runner {
         Ok(pending)
     }
 
+    /// The engine, with the project's compiled-component cache.
+    fn sandbox(&self) -> Result<Sandbox, Error> {
+        Ok(Sandbox::new()?.with_cache(&self.config.cache_dir))
+    }
+
+    /// Reads, checks and compiles every migration, in parallel (each on a thread
+    /// of its own; the cache makes later runs cheap), keeping their order.
     fn load_all(
         &self,
         sandbox: &Sandbox,
         pending: &[Migration],
     ) -> Result<Vec<LoadedComponent>, Error> {
-        pending
-            .iter()
-            .map(|migration| {
-                let bytes =
-                    std::fs::read(migration.path()).map_err(|source| Error::ReadArtifact {
-                        path: migration.path().to_path_buf(),
-                        source,
-                    })?;
-                if Checksum::of(&bytes) != *migration.checksum() {
-                    return Err(Error::ReadArtifact {
-                        path: migration.path().to_path_buf(),
-                        source: std::io::Error::other(
-                            "the file changed while graphmig was reading it",
-                        ),
-                    });
-                }
-                sandbox.load(migration.path(), &bytes)
-            })
-            .collect()
+        let load = |migration: &Migration| {
+            let bytes = std::fs::read(migration.path()).map_err(|source| Error::ReadArtifact {
+                path: migration.path().to_path_buf(),
+                source,
+            })?;
+            if Checksum::of(&bytes) != *migration.checksum() {
+                return Err(Error::ReadArtifact {
+                    path: migration.path().to_path_buf(),
+                    source: std::io::Error::other("the file changed while graphmig was reading it"),
+                });
+            }
+            sandbox.load(migration.path(), &bytes)
+        };
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = pending
+                .iter()
+                .map(|migration| scope.spawn(move || load(migration)))
+                .collect();
+            handles
+                .into_iter()
+                .map(|handle| {
+                    handle
+                        .join()
+                        .unwrap_or_else(|_| Err(Error::Engine("a compiler thread panicked".into())))
+                })
+                .collect()
+        })
     }
 
     /// Applies every pending migration, stopping at the first failure, which is
@@ -594,7 +609,7 @@ impl Runner {
 
         // Every artifact that may run is compiled and checked before the database
         // is touched, so a bad file late in the chain stops the run before it starts.
-        let sandbox = Sandbox::new()?;
+        let sandbox = self.sandbox()?;
         let maybe_pending = self.pending(
             &chain,
             &ledger.attempts(&target)?,
@@ -693,7 +708,7 @@ impl Runner {
             Some(ledger) => ledger.attempts(&self.target())?,
             None => Vec::new(),
         };
-        let sandbox = Sandbox::new()?;
+        let sandbox = self.sandbox()?;
         let db = Arc::new(GraphDb::connect(&self.config.database).await?);
         self.reporter.connected(&self.target(), db.agent());
         // The graph's history is the truth about what is applied; a lagging local
@@ -786,7 +801,7 @@ impl Runner {
         let chain = Chain::discover(&self.config.migrations_dir)?;
         let ledger = SqliteLedger::open(&self.config.ledger_path)?;
         let target = self.target();
-        let sandbox = Sandbox::new()?;
+        let sandbox = self.sandbox()?;
         let datasets = self.open_datasets()?;
         let db = self.connect().await?;
         let lock = self.lock(&db).await?;

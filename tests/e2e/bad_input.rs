@@ -169,3 +169,33 @@ fn fixture_guests_are_real_components() {
         "a component, not a core module"
     );
 }
+
+#[test]
+fn a_corrupt_compiled_cache_entry_is_rebuilt_not_loaded() {
+    let project = Project::new("");
+    project.add("V1__create_first", "V1__create_first");
+    assert!(
+        project.graphmig(&["run", "--dry-run"]).status.success(),
+        "fills the cache"
+    );
+    let cache = project.dir.path().join(".graphmig/cache");
+    let entries: Vec<_> = std::fs::read_dir(&cache)
+        .expect("cache dir")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "cwasm"))
+        .collect();
+    assert_eq!(entries.len(), 1, "one compiled component: {entries:?}");
+    let mut bytes = std::fs::read(&entries[0]).expect("entry");
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x5A;
+    std::fs::write(&entries[0], &bytes).expect("corrupt it");
+
+    let output = project.graphmig(&["run"]);
+    assert!(output.status.success(), "{}", text(&output));
+    assert_eq!(project.db.count("First"), 1);
+    assert_ne!(
+        std::fs::read(&entries[0]).expect("entry"),
+        bytes,
+        "rewritten"
+    );
+}

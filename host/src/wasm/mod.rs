@@ -1,6 +1,7 @@
 //! The WebAssembly side: engine, limits, loading components and running their steps.
 
 pub mod bindings;
+pub mod cache;
 mod host_batch;
 mod host_context;
 mod host_refactor;
@@ -113,6 +114,7 @@ pub struct Sandbox {
     engine: Engine,
     linker: Linker<GuestState>,
     ticker_stop: Arc<AtomicBool>,
+    cache: Option<cache::ComponentCache>,
 }
 
 impl std::fmt::Debug for Sandbox {
@@ -226,17 +228,34 @@ impl Sandbox {
             engine,
             linker,
             ticker_stop,
+            cache: None,
         })
     }
 
-    /// Compiles `bytes` (read from `path`) and checks that it is a migration
-    /// component, so that a bad file is refused before anything runs.
+    /// Keeps compiled components in `dir` and loads them from there.
+    pub fn with_cache(mut self, dir: &Path) -> Sandbox {
+        self.cache = Some(cache::ComponentCache::new(dir, &self.engine));
+        self
+    }
+
+    /// Compiles `bytes` (read from `path`), or loads them compiled from the cache,
+    /// and checks that it is a migration component, so that a bad file is refused
+    /// before anything runs.
     pub fn load(&self, path: &Path, bytes: &[u8]) -> Result<LoadedComponent, Error> {
-        let component =
-            Component::new(&self.engine, bytes).map_err(|e| Error::InvalidComponent {
-                path: path.to_path_buf(),
-                message: root_message(&e),
-            })?;
+        let invalid = |e: wasmtime::Error| Error::InvalidComponent {
+            path: path.to_path_buf(),
+            message: root_message(&e),
+        };
+        let component = match &self.cache {
+            Some(cache) => {
+                let checksum = crate::migration::Checksum::of(bytes);
+                cache
+                    .load(&self.engine, &checksum, bytes)
+                    .map_err(invalid)?
+                    .0
+            }
+            None => Component::new(&self.engine, bytes).map_err(invalid)?,
+        };
         let ty = component.component_type();
         let forbidden: Vec<&str> = ty
             .imports(&self.engine)
