@@ -372,8 +372,7 @@ impl Runner {
         let db = self.connect().await?;
         let lock = self.lock(&db).await?;
         let result = self.sync_ledger(&db, lock.fence(), &ledger).await;
-        lock.release(&db).await?;
-        result
+        settle(result, lock.release(&db).await)
     }
 
     /// Checks files, the ledger's hash chain and its agreement with the graph.
@@ -693,10 +692,7 @@ impl Runner {
             Ok(report)
         }
         .await;
-        let released = lock.release(&db).await;
-        let report = outcome?;
-        released?;
-        Ok(report)
+        settle(outcome, lock.release(&db).await)
     }
 
     /// Runs every pending migration for real inside one transaction that is always
@@ -902,10 +898,7 @@ impl Runner {
             Ok(reverted)
         }
         .await;
-        let released = lock.release(&db).await;
-        let reverted = outcome?;
-        released?;
-        Ok(reverted)
+        settle(outcome, lock.release(&db).await)
     }
 
     /// Reverts a migration without a real down step by deleting the batches its
@@ -998,8 +991,7 @@ impl Runner {
             Ok(marked)
         }
         .await;
-        lock.release(&db).await?;
-        outcome
+        settle(outcome, lock.release(&db).await)
     }
 
     /// Accepts changed checksums of applied migrations and clears failed or
@@ -1073,8 +1065,7 @@ impl Runner {
             Ok(done)
         }
         .await;
-        lock.release(&db).await?;
-        outcome
+        settle(outcome, lock.release(&db).await)
     }
 
     /// Removes the lock whoever holds it, and records who did.
@@ -1330,6 +1321,14 @@ impl Runner {
             }
         }
     }
+}
+
+/// The outcome of work done under the lock, then the lock's release: the work's
+/// error wins, so a failed release never hides why the work failed.
+fn settle<T>(outcome: Result<T, Error>, released: Result<(), Error>) -> Result<T, Error> {
+    let value = outcome?;
+    released?;
+    Ok(value)
 }
 
 /// Writes the history entry into the migration's transaction and commits both.
