@@ -308,6 +308,29 @@ impl Runner {
                     .map_err(|e| db.database_error(format!("recording the history: {e}")))?;
                 committed = Some(entry.chain);
             }
+            if committed.is_none() {
+                // Batch chunks commit on their own: an attempt that never committed
+                // may have left some, tagged with its key. Only the lock holder may
+                // delete them; without the lock the attempt stays interrupted.
+                if fence.is_none() {
+                    continue;
+                }
+                let chunk = self.config.defaults.batch_chunk;
+                let deleted = db
+                    .delete_batch_prefix(&attempt.attempt_key, chunk)
+                    .await
+                    .map_err(|e| {
+                        db.database_error(format!(
+                            "deleting the batches of an interrupted attempt: {e}"
+                        ))
+                    })?;
+                if deleted > 0 {
+                    self.reporter.warning(&format!(
+                        "deleted {deleted} nodes and relationships that the interrupted attempt of `{}` had written through batches",
+                        attempt.description
+                    ));
+                }
+            }
             ledger.resolve_interrupted(attempt.id, committed.as_ref())?;
             self.reporter
                 .resolved_interrupted(&attempt.description, committed.is_some());
@@ -684,6 +707,7 @@ impl Runner {
                         StepEnv {
                             db: Some(db.clone()),
                             datasets: datasets.clone(),
+                            batch_prefix: None,
                         },
                     )
                     .await?;
@@ -756,6 +780,7 @@ impl Runner {
                     StepEnv {
                         db: Some(db.clone()),
                         datasets: datasets.clone(),
+                        batch_prefix: None,
                     },
                     self.reporter.clone(),
                     migration.label(),
@@ -890,6 +915,7 @@ impl Runner {
                         StepEnv {
                             db: Some(db.clone()),
                             datasets: datasets.clone(),
+                            batch_prefix: None,
                         },
                     )
                     .await?,
@@ -1162,7 +1188,7 @@ impl Runner {
         step: Step,
         migration: &Migration,
         component: &LoadedComponent,
-        env: StepEnv,
+        mut env: StepEnv,
     ) -> Result<AppliedMigration, Error> {
         let action = match step {
             Step::Up => Action::Up,
@@ -1171,6 +1197,7 @@ impl Runner {
         self.reporter.migration_started(migration);
         let started = Instant::now();
         let attempt_key = new_attempt_key();
+        env.batch_prefix = Some(attempt_key.clone());
         let who = actor();
         let attempt =
             ledger.begin_attempt(&self.target(), migration, action, &attempt_key, &who)?;

@@ -519,3 +519,36 @@ fn dry_run_records_schema_statements_without_executing_them() {
         "a dry run must not create schema: {constraints:?}"
     );
 }
+
+#[test]
+fn batches_of_a_crashed_attempt_are_deleted_before_it_runs_again() {
+    let project = Project::new("");
+    project
+        .db
+        .query("CREATE (:Company {name: 'Acme', founded: 1900})");
+    project.add("V36__batch_ingest", "V1__batch_ingest");
+    let crashed = graphmig()
+        .current_dir(project.dir.path())
+        .env("GRAPHMIG_PASSWORD", &project.db.server.password)
+        .env("GRAPHMIG_TEST_CRASH", "before-commit")
+        .arg("run")
+        .output()
+        .expect("run");
+    assert!(!crashed.status.success());
+    assert_eq!(
+        project.db.count("Person"),
+        12,
+        "the batch chunks had committed"
+    );
+
+    assert!(project.graphmig(&["unlock"]).status.success());
+    let rerun = project.graphmig(&["run"]);
+    let out = text(&rerun);
+    assert!(rerun.status.success(), "{out}");
+    assert!(out.contains("had written through batches"), "{out}");
+    assert_eq!(project.db.count("Person"), 12, "applied once, not twice");
+    assert_eq!(
+        project.db.query("MATCH ()-[w:WORKS_AT]->() RETURN w").len(),
+        12
+    );
+}

@@ -9,6 +9,44 @@ use super::{GraphDb, GraphError};
 pub const BATCH_TAG: &str = "_graphmig_batch";
 
 impl GraphDb {
+    /// Deletes everything tagged with a batch id starting with `prefix` (an
+    /// attempt's key): the batches of an attempt that never committed.
+    pub async fn delete_batch_prefix(&self, prefix: &str, chunk: usize) -> Result<u64, GraphError> {
+        let mut deleted = 0;
+        for statement in [
+            format!(
+                "MATCH ()-[r]->() WHERE r.{BATCH_TAG} STARTS WITH $prefix WITH r LIMIT {chunk} DELETE r"
+            ),
+            format!(
+                "MATCH (n) WHERE n.{BATCH_TAG} STARTS WITH $prefix WITH n LIMIT {chunk} DELETE n"
+            ),
+        ] {
+            loop {
+                let mut txn = self.begin().await.map_err(|e| GraphError {
+                    kind: super::GraphErrorKind::Other,
+                    code: "graphmig.Database".into(),
+                    message: e.to_string(),
+                })?;
+                let (_, counters) = txn
+                    .run_counted(
+                        &statement,
+                        vec![(
+                            "prefix".into(),
+                            BoltType::String(neo4rs::BoltString::new(&format!("{prefix}-"))),
+                        )],
+                    )
+                    .await?;
+                txn.commit().await?;
+                let n = counters.nodes_deleted + counters.relationships_deleted;
+                deleted += n;
+                if n == 0 {
+                    break;
+                }
+            }
+        }
+        Ok(deleted)
+    }
+
     /// Deletes the relationships, then the nodes, tagged with `batch`, `chunk` at
     /// a time, each chunk in its own transaction. Nodes that other relationships
     /// still use are not detached: the deletion fails instead, so that nothing

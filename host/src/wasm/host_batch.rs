@@ -59,11 +59,13 @@ fn valid_name(name: &str) -> Result<(), wit::GraphError> {
 impl GuestState {
     pub(super) fn begin_batch_impl(&mut self, name: String) -> String {
         use std::hash::{BuildHasher, RandomState};
-        let id = format!(
-            "{:016x}-{}",
-            RandomState::new().hash_one((&name, self.batches.len(), std::process::id())),
-            self.batches.len() + 1
-        );
+        let prefix = self.batch_prefix.clone().unwrap_or_else(|| {
+            format!(
+                "{:016x}",
+                RandomState::new().hash_one((&name, std::process::id()))
+            )
+        });
+        let id = format!("{prefix}-{}", self.batches.len() + 1);
         self.batches.push(BatchRecord {
             id: id.clone(),
             name,

@@ -153,6 +153,9 @@ pub struct StepEnv {
     pub db: Option<Arc<crate::graph::GraphDb>>,
     /// The data folder.
     pub datasets: Option<Arc<cap_std::fs::Dir>>,
+    /// Batch ids start with this (the attempt's key), so that a crashed attempt's
+    /// batches can be found and deleted.
+    pub batch_prefix: Option<String>,
 }
 
 /// Whether statements take effect.
