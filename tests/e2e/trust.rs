@@ -28,6 +28,17 @@ fn ledger_value(project: &Project, sql: &str) -> String {
         .unwrap_or_else(|e| format!("error: {e}"))
 }
 
+/// `graphmig run` with the test hook that kills the process at `point`.
+fn run_crashing_at(project: &Project, point: &str) -> std::process::Output {
+    graphmig()
+        .current_dir(project.dir.path())
+        .env("GRAPHMIG_PASSWORD", &project.db.server.password)
+        .env("GRAPHMIG_TEST_CRASH", point)
+        .arg("run")
+        .output()
+        .expect("run")
+}
+
 fn set_mode(project: &Project, mode: &str) {
     std::fs::create_dir_all(project.dir.path().join("data")).expect("data");
     std::fs::write(project.dir.path().join("data/mode.txt"), mode).expect("mode");
@@ -108,13 +119,7 @@ fn a_crash_between_commit_and_ledger_is_resolved_from_the_graph() {
     let project = Project::new("");
     project.write_extra_config("[lock]\nttl-secs = 1\n");
     project.add("V1__create_first", "V1__create_first");
-    let crashed = graphmig()
-        .current_dir(project.dir.path())
-        .env("GRAPHMIG_PASSWORD", &project.db.server.password)
-        .env("GRAPHMIG_TEST_CRASH", "after-commit")
-        .arg("run")
-        .output()
-        .expect("run");
+    let crashed = run_crashing_at(&project, "after-commit");
     assert!(!crashed.status.success(), "the process aborted");
     assert_eq!(project.db.count("First"), 1, "the migration committed");
     assert_eq!(
@@ -147,13 +152,7 @@ fn a_crash_between_commit_and_ledger_is_resolved_from_the_graph() {
 fn a_crash_before_commit_leaves_nothing_and_runs_again() {
     let project = Project::new("");
     project.add("V1__create_first", "V1__create_first");
-    let crashed = graphmig()
-        .current_dir(project.dir.path())
-        .env("GRAPHMIG_PASSWORD", &project.db.server.password)
-        .env("GRAPHMIG_TEST_CRASH", "before-commit")
-        .arg("run")
-        .output()
-        .expect("run");
+    let crashed = run_crashing_at(&project, "before-commit");
     assert!(!crashed.status.success());
     assert_eq!(project.db.count("First"), 0);
     // The crashed runner's lock stays until it expires or is removed.
@@ -471,13 +470,7 @@ fn history_in_a_database_of_its_own_is_recovered_from_markers() {
 
     // Killed after the data committed but before its history entry was written.
     project.add("V5__create_later", "V2__create_later");
-    let crashed = graphmig()
-        .current_dir(project.dir.path())
-        .env("GRAPHMIG_PASSWORD", &project.db.server.password)
-        .env("GRAPHMIG_TEST_CRASH", "after-data-commit")
-        .arg("run")
-        .output()
-        .expect("run");
+    let crashed = run_crashing_at(&project, "after-data-commit");
     assert!(!crashed.status.success());
     assert_eq!(project.db.count("Later"), 1);
     assert_eq!(history_db.count("__GraphmigMigration"), 1);
@@ -527,13 +520,7 @@ fn batches_of_a_crashed_attempt_are_deleted_before_it_runs_again() {
         .db
         .query("CREATE (:Company {name: 'Acme', founded: 1900})");
     project.add("V36__batch_ingest", "V1__batch_ingest");
-    let crashed = graphmig()
-        .current_dir(project.dir.path())
-        .env("GRAPHMIG_PASSWORD", &project.db.server.password)
-        .env("GRAPHMIG_TEST_CRASH", "before-commit")
-        .arg("run")
-        .output()
-        .expect("run");
+    let crashed = run_crashing_at(&project, "before-commit");
     assert!(!crashed.status.success());
     assert_eq!(
         project.db.count("Person"),
