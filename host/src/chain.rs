@@ -42,44 +42,71 @@ pub fn parse_name(stem: &str) -> Option<ParsedName> {
 }
 
 impl Chain {
-    /// Reads every `V<version>__<description>.wasm` in `dir` (not recursively) and
-    /// orders them by version.
+    /// Reads every `V<version>__<description>.wasm` or `.cypher` in `dir` (not
+    /// recursively), attaches `U<version>__<description>.cypher` undo scripts to
+    /// their Cypher migrations, and orders them by version.
     ///
-    /// A `.wasm` file with another name, two files with the same version, or an
-    /// unreadable folder is an error. Other files (sources, notes) are ignored.
+    /// A `.wasm` or `.cypher` file with another name, an undo script without its
+    /// migration, two files with the same version, or an unreadable folder is an
+    /// error. Other files (sources, notes) are ignored.
     pub fn discover(dir: &Path) -> Result<Chain, Error> {
         let entries = std::fs::read_dir(dir).map_err(|source| Error::MigrationsDir {
             path: dir.to_path_buf(),
             source,
         })?;
         let mut migrations: Vec<Migration> = Vec::new();
+        let mut undo_scripts: Vec<(Version, PathBuf)> = Vec::new();
         for entry in entries {
             let entry = entry.map_err(|source| Error::MigrationsDir {
                 path: dir.to_path_buf(),
                 source,
             })?;
             let path = entry.path();
-            if path.extension().and_then(|e| e.to_str()) != Some("wasm") || !path.is_file() {
+            let kind = match path.extension().and_then(|e| e.to_str()) {
+                Some("wasm") => ArtifactKind::Component,
+                Some("cypher") => ArtifactKind::Cypher,
+                _ => continue,
+            };
+            if !path.is_file() {
                 continue;
             }
             let stem = path
                 .file_stem()
                 .and_then(|s| s.to_str())
                 .unwrap_or_default();
+            if kind == ArtifactKind::Cypher
+                && let Some(version) = parse_undo_name(stem)
+            {
+                undo_scripts.push((version, path));
+                continue;
+            }
             let Some(parsed) = parse_name(stem) else {
                 return Err(Error::BadMigrationName { path });
             };
-            let bytes = std::fs::read(&path).map_err(|source| Error::ReadArtifact {
-                path: path.clone(),
-                source,
-            })?;
+            let bytes = read(&path)?;
             migrations.push(Migration::new(
                 parsed.id,
                 parsed.description,
                 path,
-                ArtifactKind::Component,
+                kind,
                 Checksum::of(&bytes),
             ));
+        }
+        for (version, undo) in undo_scripts {
+            let id = MigrationId::Versioned(version.clone());
+            let Some(at) = migrations
+                .iter()
+                .position(|m| m.id() == &id && m.kind() == ArtifactKind::Cypher)
+            else {
+                return Err(Error::OrphanUndo {
+                    path: undo,
+                    version: version.to_string(),
+                });
+            };
+            let main = read(migrations[at].path())?;
+            let undo_bytes = read(&undo)?;
+            let checksum = Checksum::of_files(&main, Some(&undo_bytes));
+            migrations[at] = migrations[at].clone().with_undo(undo, checksum);
         }
         Chain::from_migrations(migrations)
     }
@@ -119,6 +146,36 @@ impl Chain {
     pub fn is_empty(&self) -> bool {
         self.migrations.is_empty()
     }
+}
+
+/// The version of an undo script's stem, `U<version>__<description>`.
+fn parse_undo_name(stem: &str) -> Option<Version> {
+    let (version, description) = stem.strip_prefix('U')?.split_once("__")?;
+    if description.trim_matches('_').is_empty() {
+        return None;
+    }
+    Version::parse(version)
+}
+
+fn read(path: &Path) -> Result<Vec<u8>, Error> {
+    std::fs::read(path).map_err(|source| Error::ReadArtifact {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// Reads a migration's files again and checks they still have the checksum the
+/// chain was resolved with; returns the main file's bytes.
+pub fn reread(migration: &Migration) -> Result<Vec<u8>, Error> {
+    let main = read(migration.path())?;
+    let undo = migration.undo_path().map(read).transpose()?;
+    if Checksum::of_files(&main, undo.as_deref()) != *migration.checksum() {
+        return Err(Error::ReadArtifact {
+            path: migration.path().to_path_buf(),
+            source: std::io::Error::other("the file changed while graphmig was reading it"),
+        });
+    }
+    Ok(main)
 }
 
 /// Source folders in `dir` that `graphmig build` turns into artifacts: folders named
@@ -192,6 +249,42 @@ mod tests {
             text.contains("V02__again.wasm") && text.contains("V2__two.wasm"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn cypher_files_join_the_chain_with_their_undo_scripts() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let write = |name: &str, text: &str| {
+            std::fs::write(dir.path().join(name), text).expect("write");
+        };
+        write("V1__schema.wasm", "wasm");
+        write("V2__Add_index.cypher", "CREATE INDEX x FOR (n:A) ON (n.a);");
+        write("U2__Add_index.cypher", "DROP INDEX x;");
+        write("R__Refresh.cypher", "MATCH (n) RETURN n;");
+        let chain = Chain::discover(dir.path()).expect("chain");
+        let kinds: Vec<_> = chain
+            .migrations()
+            .iter()
+            .map(|m| (m.id().to_string(), m.kind(), m.undo_path().is_some()))
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                ("V1".to_string(), ArtifactKind::Component, false),
+                ("V2".to_string(), ArtifactKind::Cypher, true),
+                ("R__Refresh".to_string(), ArtifactKind::Cypher, false),
+            ]
+        );
+        // The undo script is part of the checksum: editing it is drift.
+        let before = chain.migrations()[1].checksum().clone();
+        write("U2__Add_index.cypher", "DROP INDEX x IF EXISTS;");
+        let after = Chain::discover(dir.path()).expect("chain");
+        assert_ne!(after.migrations()[1].checksum(), &before);
+        assert!(reread(&after.migrations()[1]).is_ok());
+
+        write("U3__nothing.cypher", "RETURN 1;");
+        let err = Chain::discover(dir.path()).expect_err("orphan");
+        assert!(err.to_string().contains("U3__nothing.cypher"), "{err}");
     }
 
     #[test]

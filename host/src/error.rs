@@ -30,13 +30,21 @@ pub enum Error {
         /// Why.
         source: std::io::Error,
     },
-    /// A `.wasm` file whose name is not `V<version>__<description>.wasm`.
+    /// A `.wasm` or `.cypher` file whose name is not a migration's.
     #[error(
-        "{path}: a migration must be named V<version>__<description>.wasm (a version of digits separated by `_` or `.`) or R__<description>.wasm"
+        "{path}: a migration must be named V<version>__<description>.wasm or .cypher (a version of digits separated by `_` or `.`), R__<description>.wasm or .cypher, or, for the undo script of a Cypher migration, U<version>__<description>.cypher"
     )]
     BadMigrationName {
         /// The file.
         path: PathBuf,
+    },
+    /// An undo script (`U<version>__….cypher`) without its Cypher migration.
+    #[error("{path} undoes V{version}, but there is no V{version}__….cypher migration beside it")]
+    OrphanUndo {
+        /// The undo script.
+        path: PathBuf,
+        /// Its version.
+        version: String,
     },
     /// An artifact could not be read.
     #[error("cannot read {path}: {source}")]
@@ -178,6 +186,16 @@ pub enum Error {
     /// A migration ran and failed; everything it did was rolled back.
     #[error("{0}")]
     MigrationFailed(Box<MigrationFailure>),
+    /// A `.cypher` migration cannot be split into statements.
+    #[error("{}:{line}: {message}", path.display())]
+    InvalidCypherFile {
+        /// The file.
+        path: PathBuf,
+        /// The line where the problem starts.
+        line: u32,
+        /// What is wrong.
+        message: String,
+    },
     /// A migration source folder could not be built.
     #[error("building {path} failed: {message}")]
     Build {
@@ -265,11 +283,12 @@ pub enum FailureCause {
 }
 
 /// A statement that failed inside a migration.
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("statement #{index} failed with {code}: {message}\n  statement: {query}")]
+#[derive(Debug, Clone)]
 pub struct FailedStatement {
     /// Its position among the migration's statements, from 1.
     pub index: u32,
+    /// `file:line` for statements of a `.cypher` migration.
+    pub location: Option<String>,
     /// Its text.
     pub query: String,
     /// The server's code.
@@ -277,6 +296,22 @@ pub struct FailedStatement {
     /// The server's message.
     pub message: String,
 }
+
+impl std::fmt::Display for FailedStatement {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "statement #{}", self.index)?;
+        if let Some(location) = &self.location {
+            write!(f, " at {location}")?;
+        }
+        write!(
+            f,
+            " failed with {}: {}\n  statement: {}",
+            self.code, self.message, self.query
+        )
+    }
+}
+
+impl std::error::Error for FailedStatement {}
 
 /// A per-migration resource limit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

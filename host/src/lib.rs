@@ -10,6 +10,7 @@
 pub mod builder;
 pub mod chain;
 pub mod config;
+pub mod cypher_script;
 pub mod error;
 pub mod graph;
 pub mod journal;

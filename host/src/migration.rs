@@ -142,6 +142,22 @@ impl Checksum {
         Checksum(hex::encode(Sha256::digest(bytes)))
     }
 
+    /// The checksum of a migration made of a main file and an optional undo
+    /// file: the main file's SHA-256 alone when there is no undo file (so that
+    /// `sha256sum` agrees), else one SHA-256 over both, separated.
+    pub fn of_files(main: &[u8], undo: Option<&[u8]>) -> Checksum {
+        match undo {
+            None => Checksum::of(main),
+            Some(undo) => {
+                let mut hasher = Sha256::new();
+                hasher.update(main);
+                hasher.update(b"\0graphmig-undo\0");
+                hasher.update(undo);
+                Checksum(hex::encode(hasher.finalize()))
+            }
+        }
+    }
+
     /// Wraps a hex digest read back from the ledger.
     pub fn from_hex(hex: impl Into<String>) -> Checksum {
         Checksum(hex.into())
@@ -169,6 +185,8 @@ impl fmt::Display for Checksum {
 pub enum ArtifactKind {
     /// A WebAssembly component of the `graphmig:migration/migration` world.
     Component,
+    /// A `.cypher` file run by the host, with an optional `U…` undo file.
+    Cypher,
 }
 
 /// One migration of the chain, as found on disk.
@@ -179,6 +197,7 @@ pub struct Migration {
     path: PathBuf,
     kind: ArtifactKind,
     checksum: Checksum,
+    undo: Option<PathBuf>,
 }
 
 impl Migration {
@@ -195,7 +214,21 @@ impl Migration {
             path,
             kind,
             checksum,
+            undo: None,
         }
+    }
+
+    /// Attaches the undo script of a Cypher migration; the checksum then covers
+    /// both files, like a component's covers its `up` and `down`.
+    pub(crate) fn with_undo(mut self, undo: PathBuf, checksum: Checksum) -> Self {
+        self.undo = Some(undo);
+        self.checksum = checksum;
+        self
+    }
+
+    /// The undo script of a Cypher migration, if it has one.
+    pub fn undo_path(&self) -> Option<&std::path::Path> {
+        self.undo.as_deref()
     }
 
     /// Its identity.

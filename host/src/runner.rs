@@ -593,19 +593,7 @@ impl Runner {
         sandbox: &Sandbox,
         pending: &[Migration],
     ) -> Result<Vec<LoadedComponent>, Error> {
-        let load = |migration: &Migration| {
-            let bytes = std::fs::read(migration.path()).map_err(|source| Error::ReadArtifact {
-                path: migration.path().to_path_buf(),
-                source,
-            })?;
-            if Checksum::of(&bytes) != *migration.checksum() {
-                return Err(Error::ReadArtifact {
-                    path: migration.path().to_path_buf(),
-                    source: std::io::Error::other("the file changed while graphmig was reading it"),
-                });
-            }
-            sandbox.load(migration.path(), &bytes)
-        };
+        let load = |migration: &Migration| sandbox.load_migration(migration);
         std::thread::scope(|scope| {
             let handles: Vec<_> = pending
                 .iter()

@@ -134,26 +134,22 @@ impl Reporter for ConsoleReporter {
     fn migration_applied(&self, migration: &Migration, summary: &AppliedSummary) {
         self.stop_spinner();
         self.line(&format!(
-            "{} {} {} ({}, {} statement(s), {} fuel)",
+            "{} {} {} ({})",
             self.paint("32", "Applied"),
             migration.id(),
             migration.description(),
-            human(summary.elapsed),
-            summary.statements,
-            summary.fuel_consumed
+            step_summary(migration, summary),
         ));
     }
 
     fn migration_reverted(&self, migration: &Migration, summary: &AppliedSummary) {
         self.stop_spinner();
         self.line(&format!(
-            "{} {} {} ({}, {} statement(s), {} fuel)",
+            "{} {} {} ({})",
             self.paint("33", "Reverted"),
             migration.id(),
             migration.description(),
-            human(summary.elapsed),
-            summary.statements,
-            summary.fuel_consumed
+            step_summary(migration, summary),
         ));
     }
 
@@ -552,4 +548,17 @@ pub fn print_error(error: &anyhow::Error) {
     for cause in error.chain().skip(1) {
         let _ = writeln!(stderr, "  caused by: {cause}");
     }
+}
+
+/// `120 ms, 3 statement(s), 4100 fuel`; Cypher migrations burn no fuel.
+fn step_summary(migration: &Migration, summary: &AppliedSummary) -> String {
+    let mut text = format!(
+        "{}, {} statement(s)",
+        human(summary.elapsed),
+        summary.statements
+    );
+    if migration.kind() == graphmig::migration::ArtifactKind::Component {
+        text.push_str(&format!(", {} fuel", summary.fuel_consumed));
+    }
+    text
 }

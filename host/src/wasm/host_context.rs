@@ -228,6 +228,46 @@ impl GuestState {
     }
 }
 
+impl GuestState {
+    /// Runs the statements of a Cypher migration in order, each the way a
+    /// component's `run-cypher` would (schema statements as schema steps), and
+    /// stops at the first that fails, naming its file and line.
+    pub(super) async fn run_script(
+        &mut self,
+        script: &crate::cypher_script::CypherScript,
+    ) -> wasmtime::Result<Result<(), crate::error::FailureCause>> {
+        for statement in &script.statements {
+            let schema = crate::policy::classify(&statement.text)
+                .is_ok_and(|c| c.classes.contains(&crate::policy::Class::Schema));
+            let failure = if schema {
+                self.raw_schema_impl(statement.text.clone())
+                    .await?
+                    .err()
+                    .map(|e| match e {
+                        types::SchemaError::Graph(g) => (g.code, g.message),
+                        types::SchemaError::Unsupported(m) => ("graphmig.Unsupported".into(), m),
+                        types::SchemaError::Invalid(m) => ("graphmig.Invalid".into(), m),
+                    })
+            } else {
+                context::Host::run_cypher(self, statement.text.clone(), Vec::new())
+                    .await?
+                    .err()
+                    .map(|e| (e.code, e.message))
+            };
+            if let Some((code, message)) = failure {
+                return Ok(Err(crate::error::FailureCause::Statement(FailedStatement {
+                    index: self.statements(),
+                    location: Some(script.location(statement)),
+                    query: statement.text.clone(),
+                    code,
+                    message,
+                })));
+            }
+        }
+        Ok(Ok(()))
+    }
+}
+
 /// The WIT form of a graph error; the one place the two kinds are mapped.
 pub(super) fn to_wit_error(error: &GraphError) -> types::GraphError {
     types::GraphError {

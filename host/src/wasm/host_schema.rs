@@ -108,6 +108,46 @@ fn graph_error(code: &str, kind: wit::GraphErrorKind, message: String) -> wit::S
     })
 }
 
+/// What a schema statement written by hand (in a `.cypher` migration) does,
+/// as far as undoing it is concerned.
+#[derive(Debug, PartialEq, Eq)]
+struct RawSchema {
+    create: bool,
+    constraint: bool,
+    name: Option<String>,
+    /// `IF NOT EXISTS` / `IF EXISTS`.
+    conditional: bool,
+}
+
+fn raw_schema(statement: &str) -> Option<RawSchema> {
+    let tokens: Vec<&str> = statement.split_whitespace().collect();
+    let upper = |i: usize| tokens.get(i).map(|t| t.to_ascii_uppercase());
+    let create = match upper(0).as_deref() {
+        Some("CREATE") => true,
+        Some("DROP") => false,
+        _ => return None,
+    };
+    let at = (1..tokens.len().min(4))
+        .find(|&i| matches!(upper(i).as_deref(), Some("INDEX" | "CONSTRAINT")))?;
+    let constraint = upper(at).as_deref() == Some("CONSTRAINT");
+    let name = tokens
+        .get(at + 1)
+        .filter(|t| !matches!(t.to_ascii_uppercase().as_str(), "IF" | "FOR" | "ON"))
+        .map(|t| t.trim_matches('`').to_string());
+    let rest: Vec<String> = tokens[at + 1..]
+        .iter()
+        .take(5)
+        .map(|t| t.to_ascii_uppercase())
+        .collect();
+    let conditional = rest.windows(2).any(|w| w[0] == "IF" && (w[1] == "NOT" || w[1] == "EXISTS"));
+    Some(RawSchema {
+        create,
+        constraint,
+        name,
+        conditional,
+    })
+}
+
 /// One element of the target's schema, whichever it is.
 enum Element {
     Constraint(Constraint),
@@ -304,6 +344,68 @@ impl GuestState {
         self.schema_step(statement, undo, absent).await
     }
 
+    /// Runs a schema statement written by hand (a `.cypher` migration) as a
+    /// schema step: outside the data transaction, with the inverse worked out
+    /// from the element's name so that a failed migration can undo it.
+    pub(super) async fn raw_schema_impl(
+        &mut self,
+        statement: String,
+    ) -> wasmtime::Result<Result<(), wit::SchemaError>> {
+        if let Err(denial) = self.settings().policy.check(&statement, &|_| None) {
+            let started = Instant::now();
+            let mut entry = JournalEntry::new(self.next_statement()?, &statement, String::new());
+            let code = denial.code();
+            let message = denial.to_string();
+            self.push_journal(entry.finish(
+                started,
+                StatementOutcome::Denied,
+                Some(&code),
+                Some(&message),
+                0,
+            ));
+            return Ok(Err(graph_error(
+                &code,
+                wit::GraphErrorKind::Forbidden,
+                message,
+            )));
+        }
+        let Some(raw) = raw_schema(&statement) else {
+            return self.schema_step(statement, None, false).await;
+        };
+        let existing = match &raw.name {
+            Some(name) => match Self::find(self.db(), name).await {
+                Ok(existing) => existing,
+                Err(e) => return Ok(Err(e)),
+            },
+            None => None,
+        };
+        let (undo, unchanged) = match (raw.create, &raw.name) {
+            (true, Some(name)) => {
+                let undo = if raw.constraint {
+                    render_drop_constraint(name).ok()
+                } else {
+                    render_drop_index(name).ok()
+                };
+                match existing {
+                    Some(_) if raw.conditional => (None, true),
+                    _ => (undo, false),
+                }
+            }
+            (false, Some(_)) => match &existing {
+                Some(Element::Constraint(c)) if raw.constraint => {
+                    (c.render_create(self.dialect()).ok(), false)
+                }
+                Some(Element::Index(i)) if !raw.constraint => {
+                    (i.render_create(self.dialect()).ok(), false)
+                }
+                _ => (None, raw.conditional),
+            },
+            // An unnamed element cannot be found again to undo it.
+            (_, None) => (None, false),
+        };
+        self.schema_step(statement, undo, unchanged).await
+    }
+
     pub(super) async fn schema_impl(
         &mut self,
     ) -> wasmtime::Result<Result<Vec<wit::SchemaElement>, wit::SchemaError>> {
@@ -322,5 +424,33 @@ impl GuestState {
                 .collect()),
             Err(e) => Err(graph_error(&e.code, wit::GraphErrorKind::Other, e.message)),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hand_written_schema_statements_name_their_element() {
+        let r = raw_schema("CREATE CONSTRAINT person_id IF NOT EXISTS FOR (p:Person) REQUIRE p.id IS UNIQUE")
+            .expect("schema");
+        assert_eq!(
+            r,
+            RawSchema {
+                create: true,
+                constraint: true,
+                name: Some("person_id".into()),
+                conditional: true
+            }
+        );
+        let r = raw_schema("create text index `by name` for (n:A) on (n.name)").expect("schema");
+        assert!(r.create && !r.constraint && !r.conditional);
+        assert_eq!(r.name.as_deref(), Some("by"));
+        let r = raw_schema("CREATE INDEX FOR (n:A) ON (n.x)").expect("schema");
+        assert_eq!(r.name, None);
+        let r = raw_schema("DROP INDEX person_name IF EXISTS").expect("schema");
+        assert!(!r.create && r.conditional);
+        assert!(raw_schema("MATCH (n) RETURN n").is_none());
     }
 }

@@ -20,6 +20,8 @@ use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use crate::config::{Grants, Limits, MigrationSettings};
+use crate::cypher_script::CypherScript;
+use crate::migration::{ArtifactKind, Migration};
 use crate::error::{Error, FailedStatement, FailureCause, Limit};
 use crate::graph::GraphTxn;
 use crate::reporter::Reporter;
@@ -129,10 +131,19 @@ impl Drop for Sandbox {
     }
 }
 
-/// A compiled migration component, checked to be of the migration world.
+/// A migration ready to run: a compiled component checked to be of the
+/// migration world, or a parsed Cypher file.
 pub struct LoadedComponent {
-    component: Component,
+    code: Code,
     path: PathBuf,
+}
+
+enum Code {
+    Component(Component),
+    Cypher {
+        up: CypherScript,
+        down: Option<CypherScript>,
+    },
 }
 
 /// Metadata a component reports about itself.
@@ -288,9 +299,43 @@ impl Sandbox {
             });
         }
         Ok(LoadedComponent {
-            component,
+            code: Code::Component(component),
             path: path.to_path_buf(),
         })
+    }
+
+    /// Loads `migration` from disk, whatever its kind, after checking that its
+    /// files still have the chain's checksum.
+    pub fn load_migration(&self, migration: &Migration) -> Result<LoadedComponent, Error> {
+        let bytes = crate::chain::reread(migration)?;
+        match migration.kind() {
+            ArtifactKind::Component => self.load(migration.path(), &bytes),
+            ArtifactKind::Cypher => {
+                let parse = |path: &Path, bytes: &[u8]| {
+                    let text = std::str::from_utf8(bytes).map_err(|e| Error::InvalidCypherFile {
+                        path: path.to_path_buf(),
+                        line: 1,
+                        message: format!("not UTF-8 text: {e}"),
+                    })?;
+                    CypherScript::parse(path, text)
+                };
+                let up = parse(migration.path(), &bytes)?;
+                let down = match migration.undo_path() {
+                    Some(path) => {
+                        let bytes = std::fs::read(path).map_err(|source| Error::ReadArtifact {
+                            path: path.to_path_buf(),
+                            source,
+                        })?;
+                        Some(parse(path, &bytes)?)
+                    }
+                    None => None,
+                };
+                Ok(LoadedComponent {
+                    code: Code::Cypher { up, down },
+                    path: migration.path().to_path_buf(),
+                })
+            }
+        }
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -337,6 +382,16 @@ impl Sandbox {
         settings: &MigrationSettings,
         reporter: Arc<dyn Reporter>,
     ) -> Result<Described, Error> {
+        let component = match &loaded.code {
+            Code::Component(component) => component,
+            Code::Cypher { down, .. } => {
+                return Ok(Described {
+                    description: String::new(),
+                    reversible: down.is_some(),
+                    has_down: down.is_some(),
+                });
+            }
+        };
         let label = loaded.path.display().to_string();
         let limits = &settings.limits;
         let (mut store, stderr) = self.store(
@@ -347,7 +402,7 @@ impl Sandbox {
             reporter,
             label,
         )?;
-        let instance = self.instantiate(&mut store, loaded).await?;
+        let instance = self.instantiate(&mut store, component, &loaded.path).await?;
         let metadata: Metadata = instance
             .graphmig_migration_lifecycle()
             .call_describe(&mut store)
@@ -369,12 +424,13 @@ impl Sandbox {
     async fn instantiate(
         &self,
         store: &mut Store<GuestState>,
-        loaded: &LoadedComponent,
+        component: &Component,
+        path: &Path,
     ) -> Result<MigrationWorld, Error> {
-        MigrationWorld::instantiate_async(&mut *store, &loaded.component, &self.linker)
+        MigrationWorld::instantiate_async(&mut *store, component, &self.linker)
             .await
             .map_err(|e| Error::Instantiate {
-                path: loaded.path.clone(),
+                path: path.to_path_buf(),
                 message: root_message(&e),
             })
     }
@@ -398,7 +454,19 @@ impl Sandbox {
         let started = Instant::now();
         let limits = &settings.limits;
         let (mut store, stderr) = self.store(settings, mode, Some(txn), env, reporter, label)?;
-        let instance = match self.instantiate(&mut store, loaded).await {
+        let component = match &loaded.code {
+            Code::Component(component) => component,
+            Code::Cypher { up, down } => {
+                let script = match step {
+                    Step::Up => up,
+                    Step::Down => down.as_ref().ok_or_else(|| {
+                        Error::Engine(format!("{} has no undo script", loaded.path.display()))
+                    })?,
+                };
+                return Ok(Self::run_script(store, script, limits, started).await);
+            }
+        };
+        let instance = match self.instantiate(&mut store, component, &loaded.path).await {
             Ok(instance) => instance,
             Err(e) => {
                 // The transaction is rolled back by the caller via the returned txn;
@@ -452,6 +520,44 @@ impl Sandbox {
             record: state.take_record(),
             elapsed: started.elapsed(),
         })
+    }
+}
+
+impl Sandbox {
+    /// Runs the statements of a Cypher migration through the same context a
+    /// component's `run-cypher` goes through: policy, limits, journal.
+    async fn run_script(
+        mut store: Store<GuestState>,
+        script: &CypherScript,
+        limits: &Limits,
+        started: Instant,
+    ) -> StepRun {
+        let state = store.data_mut();
+        let run = tokio::time::timeout(limits.deadline, state.run_script(script)).await;
+        let result = match run {
+            Ok(Ok(outcome)) => outcome,
+            Ok(Err(error)) => Err(match error.downcast_ref::<LimitTrap>() {
+                Some(trap) => FailureCause::LimitExceeded {
+                    limit: trap.limit,
+                    detail: trap.detail.clone(),
+                },
+                None => FailureCause::Trap {
+                    message: root_message(&error),
+                },
+            }),
+            Err(_elapsed) => Err(FailureCause::LimitExceeded {
+                limit: Limit::Deadline,
+                detail: format!("still running after {} s", limits.deadline.as_secs_f64()),
+            }),
+        };
+        StepRun {
+            result,
+            txn: state.take_txn(),
+            fuel_consumed: 0,
+            statements: state.statements(),
+            record: state.take_record(),
+            elapsed: started.elapsed(),
+        }
     }
 }
 
@@ -548,6 +654,7 @@ pub(crate) fn failed_statement(
 ) -> FailedStatement {
     FailedStatement {
         index,
+        location: None,
         query: query.to_string(),
         code: code.to_string(),
         message: message.to_string(),
