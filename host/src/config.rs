@@ -147,6 +147,8 @@ pub struct Config {
     pub build_target_dir: PathBuf,
     /// Where compiled components are cached.
     pub cache_dir: PathBuf,
+    /// Work folders of `graphmig build` for JavaScript, Python and Go sources.
+    pub build_dir: PathBuf,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -565,7 +567,12 @@ impl Config {
             data_dir: anchor(file.datasets.dir.unwrap_or_else(|| "data".into())),
             defaults,
             overrides,
-            cache_dir: anchor(PathBuf::from(".graphmig/cache")),
+            cache_dir: anchor(
+                env.var("GRAPHMIG_CACHE_DIR")
+                    .map(PathBuf::from)
+                    .unwrap_or_else(|| ".graphmig/cache".into()),
+            ),
+            build_dir: anchor(PathBuf::from(".graphmig/build")),
             build_target_dir: anchor(
                 env.var("GRAPHMIG_BUILD_TARGET_DIR")
                     .map(PathBuf::from)

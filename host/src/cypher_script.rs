@@ -166,7 +166,10 @@ fn split(text: &str) -> Result<Vec<ScriptStatement>, (u32, String)> {
     }
     match state {
         State::Quoted(q) => {
-            return Err((opened_at, format!("a {q}-quoted string or name is never closed")));
+            return Err((
+                opened_at,
+                format!("a {q}-quoted string or name is never closed"),
+            ));
         }
         State::BlockComment => {
             return Err((opened_at, "a /* comment is never closed".into()));

@@ -38,6 +38,14 @@ pub enum Error {
         /// The file.
         path: PathBuf,
     },
+    /// A migration source folder that was never built into a component.
+    #[error("{} holds migration sources but {} does not exist: run `graphmig build` first", folder.display(), artifact.display())]
+    Unbuilt {
+        /// The source folder.
+        folder: PathBuf,
+        /// The component it should have become.
+        artifact: PathBuf,
+    },
     /// An undo script (`U<version>__….cypher`) without its Cypher migration.
     #[error("{path} undoes V{version}, but there is no V{version}__….cypher migration beside it")]
     OrphanUndo {
@@ -200,6 +208,14 @@ pub enum Error {
     #[error("building {path} failed: {message}")]
     Build {
         /// The source folder.
+        path: PathBuf,
+        /// What went wrong.
+        message: String,
+    },
+    /// `graphmig init` or `graphmig new` could not write what it creates.
+    #[error("{}: {message}", path.display())]
+    Scaffold {
+        /// The file or folder.
         path: PathBuf,
         /// What went wrong.
         message: String,

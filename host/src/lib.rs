@@ -19,6 +19,7 @@ pub mod migration;
 pub mod policy;
 pub mod reporter;
 pub mod runner;
+pub mod scaffold;
 pub mod schema;
 pub mod wasm;
 

@@ -69,7 +69,10 @@ pub trait Reporter: Send + Sync {
     fn migration_failed(&self, _migration: &Migration, _failure: &MigrationFailure) {}
     /// A guest wrote a log line.
     fn guest_log(&self, _migration: &str, _level: LogLevel, _message: &str) {}
+    /// `graphmig build` starts building a migration source folder.
+    fn building(&self, _source: &std::path::Path, _language: &str) {}
     /// A migration source was built into an artifact.
+
     fn built(&self, _source: &std::path::Path, _artifact: &std::path::Path, _bytes: u64) {}
 }
 

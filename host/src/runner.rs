@@ -613,6 +613,7 @@ impl Runner {
     /// Applies every pending migration, stopping at the first failure, which is
     /// rolled back and returned as [`Error::MigrationFailed`].
     pub async fn run(&self, options: &RunOptions) -> Result<Report, Error> {
+        crate::chain::check_built(&self.config.migrations_dir)?;
         let chain = Chain::discover(&self.config.migrations_dir)?;
         let ledger = SqliteLedger::open(&self.config.ledger_path)?;
         let target = self.target();
@@ -711,6 +712,7 @@ impl Runner {
     /// rolled back, and reports what each would do. Changes neither the graph nor
     /// the ledger.
     pub async fn dry_run(&self, options: &RunOptions) -> Result<Vec<DryRunMigration>, Error> {
+        crate::chain::check_built(&self.config.migrations_dir)?;
         let chain = Chain::discover(&self.config.migrations_dir)?;
         let ledger_attempts = match SqliteLedger::open_existing(&self.config.ledger_path)? {
             Some(ledger) => ledger.attempts(&self.target())?,

@@ -56,7 +56,11 @@ struct GlobalArgs {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Build migration sources (Rust crates named V<version>__<description>) into components.
+    /// Create a project: graphmig.toml, migrations/, data/ and a .gitignore.
+    Init(InitArgs),
+    /// Create the next migration, with a working up and down, in any language.
+    New(NewArgs),
+    /// Build migration sources (Rust, JavaScript, Python or Go folders named V<version>__<description>) into components.
     Build,
     /// Apply pending migrations, each in its own transaction.
     Run(RunArgs),
@@ -76,6 +80,28 @@ enum Command {
     Sync,
     /// Remove the lock, whoever holds it, and record who did.
     Unlock,
+}
+
+#[derive(Debug, Args)]
+struct InitArgs {
+    /// The project folder (created if missing).
+    #[arg(default_value = ".")]
+    dir: PathBuf,
+}
+
+#[derive(Debug, Args)]
+struct NewArgs {
+    /// What the migration does; becomes its name (`V3__Add_email_index`).
+    description: String,
+    /// The language: rust, js, python, go or cypher.
+    #[arg(long, short = 'l', default_value = "cypher", value_parser = parse_language)]
+    lang: graphmig::builder::Language,
+}
+
+fn parse_language(text: &str) -> Result<graphmig::builder::Language, String> {
+    graphmig::builder::Language::parse(text).ok_or_else(|| {
+        format!("`{text}` is not a language graphmig builds: use rust, js, python, go or cypher")
+    })
 }
 
 #[derive(Debug, Args)]
@@ -184,7 +210,28 @@ fn load_config(path: &std::path::Path) -> anyhow::Result<Config> {
 }
 
 fn run(cli: Cli) -> anyhow::Result<u8> {
+    if let Command::Init(args) = &cli.command {
+        let created = graphmig::scaffold::init(&args.dir)?;
+        for path in &created.paths {
+            println!("Created {}", path.display());
+        }
+        println!(
+            "Next: set [database] in {}, then `graphmig new \"first migration\" --lang cypher`",
+            args.dir.join(CONFIG_FILE).display()
+        );
+        return Ok(exit::OK);
+    }
     let config = load_config(&cli.global.config)?;
+    if let Command::New(args) = &cli.command {
+        let created = graphmig::scaffold::new_migration(&config, &args.description, args.lang)?;
+        for path in &created.paths {
+            println!("Created {}", path.display());
+        }
+        if args.lang != graphmig::builder::Language::Cypher {
+            println!("Next: `graphmig build`, then `graphmig run`");
+        }
+        return Ok(exit::OK);
+    }
     let json = match &cli.command {
         Command::Run(a) => a.json,
         Command::Status(a) | Command::Verify(a) => a.json,
@@ -196,7 +243,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
         let built = graphmig::builder::build_all(&config, reporter.as_ref())?;
         if built.is_empty() {
             println!(
-                "No migration sources in {} (folders named V<version>__<description> with a Cargo.toml)",
+                "No migration sources in {} (folders named V<version>__<description> holding a Cargo.toml, migration.js, migration.py or go.mod)",
                 config.migrations_dir.display()
             );
         }
@@ -208,7 +255,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
     let runner = Runner::new(config, reporter.clone());
     runtime.block_on(async {
         match cli.command {
-            Command::Build => Ok(exit::OK),
+            Command::Build | Command::Init(_) | Command::New(_) => Ok(exit::OK),
             Command::Run(args) => {
                 let options = RunOptions {
                     target: args.target,

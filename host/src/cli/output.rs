@@ -174,6 +174,13 @@ impl Reporter for ConsoleReporter {
         }
     }
 
+    fn building(&self, source: &Path, language: &str) {
+        self.line(&format!(
+            "Building {} ({language})",
+            source.file_name().unwrap_or_default().to_string_lossy()
+        ));
+    }
+
     fn built(&self, source: &Path, artifact: &Path, bytes: u64) {
         self.line(&format!(
             "Built {} -> {} ({} KiB)",

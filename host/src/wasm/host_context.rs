@@ -255,13 +255,15 @@ impl GuestState {
                     .map(|e| (e.code, e.message))
             };
             if let Some((code, message)) = failure {
-                return Ok(Err(crate::error::FailureCause::Statement(FailedStatement {
-                    index: self.statements(),
-                    location: Some(script.location(statement)),
-                    query: statement.text.clone(),
-                    code,
-                    message,
-                })));
+                return Ok(Err(crate::error::FailureCause::Statement(
+                    FailedStatement {
+                        index: self.statements(),
+                        location: Some(script.location(statement)),
+                        query: statement.text.clone(),
+                        code,
+                        message,
+                    },
+                )));
             }
         }
         Ok(Ok(()))

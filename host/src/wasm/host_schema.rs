@@ -139,7 +139,9 @@ fn raw_schema(statement: &str) -> Option<RawSchema> {
         .take(5)
         .map(|t| t.to_ascii_uppercase())
         .collect();
-    let conditional = rest.windows(2).any(|w| w[0] == "IF" && (w[1] == "NOT" || w[1] == "EXISTS"));
+    let conditional = rest
+        .windows(2)
+        .any(|w| w[0] == "IF" && (w[1] == "NOT" || w[1] == "EXISTS"));
     Some(RawSchema {
         create,
         constraint,
@@ -433,8 +435,10 @@ mod tests {
 
     #[test]
     fn hand_written_schema_statements_name_their_element() {
-        let r = raw_schema("CREATE CONSTRAINT person_id IF NOT EXISTS FOR (p:Person) REQUIRE p.id IS UNIQUE")
-            .expect("schema");
+        let r = raw_schema(
+            "CREATE CONSTRAINT person_id IF NOT EXISTS FOR (p:Person) REQUIRE p.id IS UNIQUE",
+        )
+        .expect("schema");
         assert_eq!(
             r,
             RawSchema {

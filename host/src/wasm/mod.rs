@@ -21,9 +21,9 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use crate::config::{Grants, Limits, MigrationSettings};
 use crate::cypher_script::CypherScript;
-use crate::migration::{ArtifactKind, Migration};
 use crate::error::{Error, FailedStatement, FailureCause, Limit};
 use crate::graph::GraphTxn;
+use crate::migration::{ArtifactKind, Migration};
 use crate::reporter::Reporter;
 use bindings::Migration as MigrationWorld;
 use bindings::exports::graphmig::migration::lifecycle::{Metadata, RollbackPolicy};
@@ -71,6 +71,10 @@ impl wasmtime_wasi::HostWallClock for FrozenWallClock {
     }
 }
 
+/// What a migration without the clock grant reads from the monotonic clock:
+/// one second, always. Not zero, which Go's runtime refuses to start with.
+const FROZEN_MONOTONIC_NANOS: u64 = 1_000_000_000;
+
 struct FrozenMonotonicClock;
 
 impl wasmtime_wasi::HostMonotonicClock for FrozenMonotonicClock {
@@ -78,7 +82,7 @@ impl wasmtime_wasi::HostMonotonicClock for FrozenMonotonicClock {
         1_000_000_000
     }
     fn now(&self) -> u64 {
-        0
+        FROZEN_MONOTONIC_NANOS
     }
 }
 
@@ -312,11 +316,12 @@ impl Sandbox {
             ArtifactKind::Component => self.load(migration.path(), &bytes),
             ArtifactKind::Cypher => {
                 let parse = |path: &Path, bytes: &[u8]| {
-                    let text = std::str::from_utf8(bytes).map_err(|e| Error::InvalidCypherFile {
-                        path: path.to_path_buf(),
-                        line: 1,
-                        message: format!("not UTF-8 text: {e}"),
-                    })?;
+                    let text =
+                        std::str::from_utf8(bytes).map_err(|e| Error::InvalidCypherFile {
+                            path: path.to_path_buf(),
+                            line: 1,
+                            message: format!("not UTF-8 text: {e}"),
+                        })?;
                     CypherScript::parse(path, text)
                 };
                 let up = parse(migration.path(), &bytes)?;
@@ -402,7 +407,10 @@ impl Sandbox {
             reporter,
             label,
         )?;
-        let instance = self.instantiate(&mut store, component, &loaded.path).await?;
+        let instance = self
+            .instantiate(&mut store, component, &loaded.path)
+            .await
+            .map_err(|e| with_stderr(e, &stderr))?;
         let metadata: Metadata = instance
             .graphmig_migration_lifecycle()
             .call_describe(&mut store)
@@ -474,7 +482,7 @@ impl Sandbox {
                 if let Some(txn) = store.data_mut().take_txn() {
                     let _ = txn.rollback().await;
                 }
-                return Err(e);
+                return Err(with_stderr(e, &stderr));
             }
         };
         let lifecycle = instance.graphmig_migration_lifecycle();
@@ -573,6 +581,19 @@ fn root_message(error: &wasmtime::Error) -> String {
     let mut parts: Vec<String> = error.chain().map(|c| c.to_string()).collect();
     parts.dedup();
     parts.join(": ")
+}
+
+/// Adds what the guest wrote to stderr (a language runtime's reason for
+/// aborting while it started) to an instantiation error.
+fn with_stderr(error: Error, stderr: &MemoryOutputPipe) -> Error {
+    let output = stderr_tail(stderr);
+    match error {
+        Error::Instantiate { path, message } if !output.is_empty() => Error::Instantiate {
+            path,
+            message: format!("{message}; the guest wrote: {output}"),
+        },
+        other => other,
+    }
 }
 
 fn stderr_tail(stderr: &MemoryOutputPipe) -> String {

@@ -1,55 +1,14 @@
-//! `graphmig build`: turns migration source folders into migration components.
+//! Building Rust migrations: a cdylib crate compiled by cargo for wasm32-wasip2.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use crate::chain::source_folders;
-use crate::config::Config;
 use crate::error::Error;
-use crate::reporter::Reporter;
 
 /// The Rust target migrations are built for.
 pub const WASM_TARGET: &str = "wasm32-wasip2";
 
-/// An artifact `graphmig build` wrote.
-#[derive(Debug, Clone)]
-pub struct BuiltArtifact {
-    /// The source folder.
-    pub source: PathBuf,
-    /// The component written next to it.
-    pub artifact: PathBuf,
-    /// Its size.
-    pub bytes: u64,
-}
-
-/// Builds every migration source folder under the migrations folder.
-///
-/// A folder named `V<version>__<description>` holding a `Cargo.toml` is a Rust
-/// migration; it becomes `V<version>__<description>.wasm` beside it.
-pub fn build_all(config: &Config, reporter: &dyn Reporter) -> Result<Vec<BuiltArtifact>, Error> {
-    let folders = source_folders(&config.migrations_dir)?;
-    let rust: Vec<_> = folders
-        .iter()
-        .filter(|(_, path)| path.join("Cargo.toml").is_file())
-        .collect();
-    if !rust.is_empty() {
-        check_rust_target()?;
-    }
-    let mut built = Vec::new();
-    for (_, folder) in rust {
-        let artifact = build_rust(folder, &config.build_target_dir)?;
-        let bytes = std::fs::metadata(&artifact).map(|m| m.len()).unwrap_or(0);
-        reporter.built(folder, &artifact, bytes);
-        built.push(BuiltArtifact {
-            source: folder.clone(),
-            artifact,
-            bytes,
-        });
-    }
-    Ok(built)
-}
-
-fn check_rust_target() -> Result<(), Error> {
+pub(super) fn check_target() -> Result<(), Error> {
     let cargo = Command::new("cargo")
         .arg("--version")
         .stdout(Stdio::null())
@@ -80,7 +39,7 @@ fn check_rust_target() -> Result<(), Error> {
     Ok(())
 }
 
-fn build_rust(folder: &Path, target_dir: &Path) -> Result<PathBuf, Error> {
+pub(super) fn build(folder: &Path, target_dir: &Path) -> Result<PathBuf, Error> {
     let fail = |message: String| Error::Build {
         path: folder.to_path_buf(),
         message,
@@ -137,15 +96,7 @@ fn build_rust(folder: &Path, target_dir: &Path) -> Result<PathBuf, Error> {
         .ok_or_else(|| {
             fail("cargo built no .wasm; is the crate a `cdylib` (`[lib] crate-type = [\"cdylib\"]`)?".into())
         })?;
-    let name = folder
-        .file_name()
-        .ok_or_else(|| fail("source folder has no name".into()))?;
-    let mut artifact = folder.with_file_name(name);
-    artifact.set_extension("wasm");
-    // Write beside, then rename, so a reader never sees half a component.
-    let partial = artifact.with_extension("wasm.partial");
-    std::fs::copy(&wasm, &partial)
-        .and_then(|_| std::fs::rename(&partial, &artifact))
-        .map_err(|e| fail(format!("cannot write {}: {e}", artifact.display())))?;
+    let artifact = super::artifact_path(folder)?;
+    super::install_artifact(folder, &wasm, &artifact)?;
     Ok(artifact)
 }

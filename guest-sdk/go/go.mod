@@ -1,0 +1,3 @@
+module graphmig
+
+go 1.25
