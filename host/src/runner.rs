@@ -583,7 +583,15 @@ impl Runner {
 
     /// The engine, with the project's compiled-component cache.
     fn sandbox(&self) -> Result<Sandbox, Error> {
-        Ok(Sandbox::new()?.with_cache(&self.config.cache_dir))
+        let ceiling = self
+            .config
+            .overrides
+            .iter()
+            .map(|(_, settings)| settings.limits.memory_bytes)
+            .chain([self.config.defaults.limits.memory_bytes])
+            .max()
+            .unwrap_or_default();
+        Ok(Sandbox::with_memory_ceiling(ceiling)?.with_cache(&self.config.cache_dir))
     }
 
     /// Reads, checks and compiles every migration, in parallel (each on a thread

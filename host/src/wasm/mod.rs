@@ -25,8 +25,8 @@ use crate::error::{Error, FailedStatement, FailureCause, Limit};
 use crate::graph::GraphTxn;
 use crate::migration::{ArtifactKind, Migration};
 use crate::reporter::Reporter;
-use bindings::Migration as MigrationWorld;
 use bindings::exports::graphmig::migration::lifecycle::{Metadata, RollbackPolicy};
+use bindings::{Migration as MigrationWorld, MigrationPre};
 pub use host_context::{GuestRecord, GuestState, LimitTrap};
 use limits::MemoryLimiter;
 
@@ -115,6 +115,31 @@ fn wasi_context(grants: Grants, stderr: &MemoryOutputPipe) -> WasiCtx {
     builder.build()
 }
 
+/// How many component instances may be alive at once in one sandbox: a run
+/// holds one or two (describe, then the step), benches and tests a few more.
+const POOLED_COMPONENT_INSTANCES: u32 = 16;
+
+/// The pooling allocator's slots, sized for the largest guests graphmig builds
+/// (CPython and StarlingMonkey components hold dozens of core instances, large
+/// function tables and several memories).
+fn pooling_config(max_memory_bytes: usize) -> wasmtime::PoolingAllocationConfig {
+    let mut pool = wasmtime::PoolingAllocationConfig::new();
+    pool.total_component_instances(POOLED_COMPONENT_INSTANCES)
+        .max_component_instance_size(8 << 20)
+        .total_core_instances(POOLED_COMPONENT_INSTANCES * 16)
+        .max_core_instances_per_component(64)
+        .max_core_instance_size(16 << 20)
+        .total_memories(POOLED_COMPONENT_INSTANCES * 4)
+        .max_memories_per_component(16)
+        .max_memory_size(max_memory_bytes)
+        .total_tables(POOLED_COMPONENT_INSTANCES * 8)
+        .max_tables_per_component(32)
+        .max_tables_per_module(4)
+        .table_elements(100_000)
+        .total_stacks(POOLED_COMPONENT_INSTANCES);
+    pool
+}
+
 /// The WebAssembly engine and linker, shared by every migration of a run.
 pub struct Sandbox {
     engine: Engine,
@@ -143,7 +168,9 @@ pub struct LoadedComponent {
 }
 
 enum Code {
-    Component(Component),
+    /// Pre-instantiated: imports resolved and type-checked once, so that each
+    /// instantiation only allocates (from the pool) and runs initializers.
+    Component(MigrationPre<GuestState>),
     Cypher {
         up: CypherScript,
         down: Option<CypherScript>,
@@ -210,9 +237,30 @@ pub struct StepRun {
 }
 
 impl Sandbox {
-    /// Builds the engine (Cranelift, fuel, epochs) and the linker (WASI plus the
+    /// Builds the engine (Cranelift, fuel, epochs, pooled instances whose
+    /// memories may grow to the default limit) and the linker (WASI plus the
     /// graphmig context).
     pub fn new() -> Result<Sandbox, Error> {
+        Sandbox::with_memory_ceiling(Limits::default().memory_bytes)
+    }
+
+    /// As [`Sandbox::new`], with pool slots for memories of up to
+    /// `max_memory_bytes` (the largest memory limit of any migration). Falls back
+    /// to allocating each instance on demand where the pool's address space
+    /// cannot be reserved (a `ulimit -v`, say).
+    pub fn with_memory_ceiling(max_memory_bytes: usize) -> Result<Sandbox, Error> {
+        let pooled = Self::engine(Some(max_memory_bytes));
+        let engine = match pooled {
+            Ok(engine) => engine,
+            Err(error) => {
+                tracing::warn!(%error, "pooling allocator unavailable; allocating instances on demand");
+                Self::engine(None)?
+            }
+        };
+        Self::from_engine(engine)
+    }
+
+    fn engine(pool_memory_bytes: Option<usize>) -> Result<Engine, Error> {
         let mut config = wasmtime::Config::new();
         config.wasm_component_model(true);
         config.consume_fuel(true);
@@ -220,7 +268,15 @@ impl Sandbox {
         // Guests recurse; a bounded native stack turns runaway recursion into a
         // trap instead of a crash of the host.
         config.max_wasm_stack(1024 * 1024);
-        let engine = Engine::new(&config).map_err(|e| Error::Engine(e.to_string()))?;
+        if let Some(bytes) = pool_memory_bytes {
+            config.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(
+                pooling_config(bytes),
+            ));
+        }
+        Engine::new(&config).map_err(|e| Error::Engine(e.to_string()))
+    }
+
+    fn from_engine(engine: Engine) -> Result<Sandbox, Error> {
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)
             .map_err(|e| Error::Engine(e.to_string()))?;
@@ -302,8 +358,16 @@ impl Sandbox {
                 },
             });
         }
+        let pre = self
+            .linker
+            .instantiate_pre(&component)
+            .and_then(MigrationPre::new)
+            .map_err(|e| Error::Instantiate {
+                path: path.to_path_buf(),
+                message: root_message(&e),
+            })?;
         Ok(LoadedComponent {
-            code: Code::Component(component),
+            code: Code::Component(pre),
             path: path.to_path_buf(),
         })
     }
@@ -432,10 +496,10 @@ impl Sandbox {
     async fn instantiate(
         &self,
         store: &mut Store<GuestState>,
-        component: &Component,
+        pre: &MigrationPre<GuestState>,
         path: &Path,
     ) -> Result<MigrationWorld, Error> {
-        MigrationWorld::instantiate_async(&mut *store, component, &self.linker)
+        pre.instantiate_async(&mut *store)
             .await
             .map_err(|e| Error::Instantiate {
                 path: path.to_path_buf(),
