@@ -31,4 +31,4 @@ pub use ledger::{SqliteLedger, State};
 pub use migration::{Checksum, Migration, Version};
 pub use reporter::{AppliedSummary, Reporter, SilentReporter};
 pub use runner::{DownOptions, DryRunMigration, Report, RunOptions, Runner, StatusEntry};
-pub use wasm::Sandbox;
+pub use wasm::{Sandbox, SandboxOptions};

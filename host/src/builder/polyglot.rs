@@ -9,7 +9,10 @@ use super::{Language, WIT, fingerprint, install_artifact, run_step};
 use crate::error::Error;
 
 /// The JavaScript SDK (`import ... from "graphmig"`).
-const JS_SDK: &[(&str, &str)] = &[];
+const JS_SDK: &[(&str, &str)] = &[(
+    "graphmig.js",
+    include_str!("../../../guest-sdk/js/graphmig.js"),
+)];
 
 /// The Python SDK (`from graphmig import ...`) and the fixed entry module
 /// componentize-py starts from.

@@ -21,6 +21,8 @@ pub struct ConsoleReporter {
     color: bool,
     json: bool,
     spinner: Mutex<Option<ProgressBar>>,
+    /// The bar of the batch being written, by batch id, while it has chunks left.
+    batch_bar: Mutex<Option<(String, ProgressBar)>>,
 }
 
 impl ConsoleReporter {
@@ -30,6 +32,7 @@ impl ConsoleReporter {
             color: terminal && std::env::var_os("NO_COLOR").is_none(),
             json,
             spinner: Mutex::new(None),
+            batch_bar: Mutex::new(None),
         }
     }
 
@@ -45,13 +48,21 @@ impl ConsoleReporter {
         if self.json {
             return;
         }
-        match self.spinner.lock().ok().and_then(|s| s.clone()) {
+        let bar = self
+            .batch_bar
+            .lock()
+            .ok()
+            .and_then(|b| b.as_ref().map(|(_, bar)| bar.clone()));
+        match bar.or_else(|| self.spinner.lock().ok().and_then(|s| s.clone())) {
             Some(spinner) => spinner.println(text),
             None => println!("{text}"),
         }
     }
 
     fn stop_spinner(&self) {
+        if let Some((_, bar)) = self.batch_bar.lock().ok().and_then(|mut b| b.take()) {
+            bar.finish_and_clear();
+        }
         if let Some(spinner) = self.spinner.lock().ok().and_then(|mut s| s.take()) {
             spinner.finish_and_clear();
         }
@@ -113,6 +124,48 @@ impl Reporter for ConsoleReporter {
 
     fn warning(&self, message: &str) {
         eprintln!("warning: {message}");
+    }
+
+    fn batch_progress(&self, migration: &str, batch: &str, done: u64, total: u64) {
+        if self.json || !std::io::stdout().is_terminal() {
+            return;
+        }
+        let Ok(mut slot) = self.batch_bar.lock() else {
+            return;
+        };
+        if done >= total {
+            if let Some((_, bar)) = slot.take() {
+                bar.finish_and_clear();
+                if let Some(spinner) = self.spinner.lock().ok().and_then(|s| s.clone()) {
+                    spinner.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+                }
+            }
+            return;
+        }
+        // A batch of several chunks gets a bar with its rate and time left.
+        let bar = match slot.as_ref() {
+            Some((id, bar)) if id == batch => bar.clone(),
+            _ => {
+                if let Some((_, old)) = slot.take() {
+                    old.finish_and_clear();
+                }
+                let bar = ProgressBar::new(total);
+                bar.set_style(
+                    ProgressStyle::with_template(
+                        "{msg} [{bar:30}] {human_pos}/{human_len} rows, {per_sec:0}, ETA {eta}",
+                    )
+                    .unwrap_or_else(|_| ProgressStyle::default_bar())
+                    .progress_chars("=> "),
+                );
+                bar.set_message(format!("{migration}: batch {batch}"));
+                if let Some(spinner) = self.spinner.lock().ok().and_then(|s| s.clone()) {
+                    spinner.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+                }
+                *slot = Some((batch.to_string(), bar.clone()));
+                bar
+            }
+        };
+        bar.set_position(done);
     }
 
     fn migration_started(&self, migration: &Migration) {

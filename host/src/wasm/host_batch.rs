@@ -8,7 +8,7 @@ use neo4rs::{BoltMap, BoltString, BoltType};
 
 use super::bindings::graphmig::migration::types as wit;
 use super::host_context::GuestState;
-use super::values::value_to_bolt;
+use super::values::value_into_bolt;
 use crate::graph::batch::BATCH_TAG;
 use crate::graph::{Counters, GraphError, GraphErrorKind};
 use crate::journal::{BatchRecord, JournalEntry, StatementOutcome};
@@ -25,20 +25,22 @@ fn error(code: &str, kind: wit::GraphErrorKind, message: String) -> wit::GraphEr
 
 use super::host_context::to_wit_error as to_wit;
 
-fn rows_to_bolt(rows: &[wit::Params]) -> Result<Vec<BoltType>, wit::GraphError> {
-    rows.iter()
+/// Turns the guest's rows into Bolt maps, moving names and strings rather than
+/// copying them: a large ingest holds one copy of its rows, not two.
+fn rows_to_bolt(rows: Vec<wit::Params>) -> Result<Vec<BoltType>, wit::GraphError> {
+    rows.into_iter()
         .enumerate()
         .map(|(i, row)| {
             let mut map = BoltMap::with_capacity(row.len());
             for (name, value) in row {
-                let value = value_to_bolt(value).map_err(|e| {
+                let value = value_into_bolt(value).map_err(|e| {
                     error(
                         "graphmig.InvalidParameter",
                         wit::GraphErrorKind::Other,
                         format!("row {i}, field `{name}`: {e}"),
                     )
                 })?;
-                map.put(BoltString::new(name), value);
+                map.put(BoltString { value: name }, value);
             }
             Ok(BoltType::Map(map))
         })
@@ -104,8 +106,20 @@ impl GuestState {
             )));
         }
         let chunk_size = self.settings().batch_chunk.max(1);
+        let total_rows = rows.len() as u64;
+        let mut written = 0u64;
         let mut total = Counters::default();
-        for chunk in rows.chunks(chunk_size) {
+        if total_rows > chunk_size as u64 {
+            self.batch_progress(batch, 0, total_rows);
+        }
+        let mut rows = rows.into_iter();
+        loop {
+            // Each chunk moves out of the rows into its statement's parameters.
+            let chunk: Vec<BoltType> = rows.by_ref().take(chunk_size).collect();
+            if chunk.is_empty() {
+                break;
+            }
+            let chunk_rows = chunk.len() as u64;
             let index = self.next_statement()?;
             let started = Instant::now();
             let mut entry = JournalEntry::new(
@@ -116,9 +130,7 @@ impl GuestState {
             let params = vec![
                 (
                     "rows".to_string(),
-                    BoltType::List(neo4rs::BoltList {
-                        value: chunk.to_vec(),
-                    }),
+                    BoltType::List(neo4rs::BoltList { value: chunk }),
                 ),
                 (
                     "batch".to_string(),
@@ -165,6 +177,8 @@ impl GuestState {
                         record.nodes += counters.nodes_created;
                         record.relationships += counters.relationships_created;
                     }
+                    written += chunk_rows;
+                    self.batch_progress(batch, written, total_rows);
                 }
                 Err(e) => {
                     self.push_journal(entry.finish(
@@ -190,7 +204,7 @@ impl GuestState {
         if let Err(e) = valid_name(&label) {
             return Ok(Err(e));
         }
-        let rows = match rows_to_bolt(&rows) {
+        let rows = match rows_to_bolt(rows) {
             Ok(rows) => rows,
             Err(e) => return Ok(Err(e)),
         };
@@ -222,7 +236,7 @@ impl GuestState {
                 "merge needs at least one key property".into(),
             )));
         }
-        let rows = match rows_to_bolt(&rows) {
+        let rows = match rows_to_bolt(rows) {
             Ok(rows) => rows,
             Err(e) => return Ok(Err(e)),
         };
@@ -262,7 +276,7 @@ impl GuestState {
                 return Ok(Err(e));
             }
         }
-        let rows = match rows_to_bolt(&rows) {
+        let rows = match rows_to_bolt(rows) {
             Ok(rows) => rows,
             Err(e) => return Ok(Err(e)),
         };

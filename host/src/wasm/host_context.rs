@@ -181,6 +181,16 @@ impl GuestState {
         Ok(index)
     }
 
+    /// Tells the reporter how far batch `batch` (an id) got, by its name.
+    pub(super) fn batch_progress(&self, batch: &str, done: u64, total: u64) {
+        let name = self
+            .batches
+            .iter()
+            .find(|b| b.id == batch)
+            .map_or(batch, |b| b.name.as_str());
+        self.reporter.batch_progress(&self.label, name, done, total);
+    }
+
     pub(super) fn push_journal(&mut self, entry: JournalEntry) {
         self.journal.push(entry);
     }

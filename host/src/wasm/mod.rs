@@ -146,6 +146,17 @@ pub struct Sandbox {
     linker: Linker<GuestState>,
     ticker_stop: Arc<AtomicBool>,
     cache: Option<cache::ComponentCache>,
+    metered: bool,
+}
+
+/// How a [`Sandbox`]'s engine is built.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SandboxOptions {
+    /// Pool slots for linear memories of up to this many bytes; `None`
+    /// allocates every instance on demand.
+    pub pool_memory_bytes: Option<usize>,
+    /// Fuel metering.
+    pub fuel: bool,
 }
 
 impl std::fmt::Debug for Sandbox {
@@ -249,26 +260,39 @@ impl Sandbox {
     /// to allocating each instance on demand where the pool's address space
     /// cannot be reserved (a `ulimit -v`, say).
     pub fn with_memory_ceiling(max_memory_bytes: usize) -> Result<Sandbox, Error> {
-        let pooled = Self::engine(Some(max_memory_bytes));
-        let engine = match pooled {
-            Ok(engine) => engine,
+        let pooled = SandboxOptions {
+            pool_memory_bytes: Some(max_memory_bytes),
+            fuel: true,
+        };
+        match Self::with_options(pooled) {
+            Ok(sandbox) => Ok(sandbox),
             Err(error) => {
                 tracing::warn!(%error, "pooling allocator unavailable; allocating instances on demand");
-                Self::engine(None)?
+                Self::with_options(SandboxOptions {
+                    pool_memory_bytes: None,
+                    ..pooled
+                })
             }
-        };
-        Self::from_engine(engine)
+        }
     }
 
-    fn engine(pool_memory_bytes: Option<usize>) -> Result<Engine, Error> {
+    /// A sandbox built exactly as `options` say, without fallback. Runs always
+    /// meter fuel; turning it off is for measuring what metering costs.
+    pub fn with_options(options: SandboxOptions) -> Result<Sandbox, Error> {
+        let mut sandbox = Self::from_engine(Self::engine(options)?)?;
+        sandbox.metered = options.fuel;
+        Ok(sandbox)
+    }
+
+    fn engine(options: SandboxOptions) -> Result<Engine, Error> {
         let mut config = wasmtime::Config::new();
         config.wasm_component_model(true);
-        config.consume_fuel(true);
+        config.consume_fuel(options.fuel);
         config.epoch_interruption(true);
         // Guests recurse; a bounded native stack turns runaway recursion into a
         // trap instead of a crash of the host.
         config.max_wasm_stack(1024 * 1024);
-        if let Some(bytes) = pool_memory_bytes {
+        if let Some(bytes) = options.pool_memory_bytes {
             config.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(
                 pooling_config(bytes),
             ));
@@ -303,6 +327,7 @@ impl Sandbox {
             linker,
             ticker_stop,
             cache: None,
+            metered: true,
         })
     }
 
@@ -435,9 +460,11 @@ impl Sandbox {
         );
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limiter);
-        store
-            .set_fuel(limits.fuel)
-            .map_err(|e| Error::Engine(e.to_string()))?;
+        if self.metered {
+            store
+                .set_fuel(limits.fuel)
+                .map_err(|e| Error::Engine(e.to_string()))?;
+        }
         let ticks = (limits.deadline.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64;
         store.set_epoch_deadline(ticks);
         store.epoch_deadline_trap();
@@ -571,7 +598,10 @@ impl Sandbox {
                 ),
             })),
         };
-        let fuel_consumed = limits.fuel.saturating_sub(store.get_fuel().unwrap_or(0));
+        let fuel_consumed = match self.metered {
+            true => limits.fuel.saturating_sub(store.get_fuel().unwrap_or(0)),
+            false => 0,
+        };
         let result = match call {
             Ok(guest_result) => {
                 let doomed = store.data().doomed().cloned();

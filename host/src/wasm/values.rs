@@ -105,6 +105,22 @@ pub enum ValueError {
     EntityParameter,
 }
 
+/// As [`value_to_bolt`], consuming the tree: a lone string or byte array (the
+/// usual field of a batch row) moves into the Bolt value instead of being copied.
+pub fn value_into_bolt(mut value: Value) -> Result<BoltType, ValueError> {
+    if value.nodes.len() == 1 {
+        match value.nodes.pop() {
+            Some(ValueNode::Text(s) | ValueNode::Other(s)) => {
+                return Ok(BoltType::String(BoltString { value: s }));
+            }
+            Some(ValueNode::Bytes(b)) => return Ok(BoltType::Bytes(BoltBytes::new(b.into()))),
+            Some(node) => value.nodes.push(node),
+            None => {}
+        }
+    }
+    value_to_bolt(&value)
+}
+
 /// Rebuilds a Bolt value from a guest's WIT tree, refusing malformed trees.
 pub fn value_to_bolt(value: &Value) -> Result<BoltType, ValueError> {
     if value.nodes.is_empty() {
