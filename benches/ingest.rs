@@ -1,0 +1,207 @@
+//! Batch ingest of 100,000 rows through a guest (a tracked batch, chunked, tagged,
+//! journaled) against the same rows sent straight through neo4rs with UNWIND, in
+//! chunks of the same size, to the same ArcadeDB database. Needs the server that
+//! scripts/bench.sh starts (GRAPHMIG_BENCH_BOLT_PORT / _HTTP_PORT / _PASSWORD).
+
+// criterion's macros generate undocumented items.
+#![allow(missing_docs)]
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use graphmig::{Config, DownOptions, RunOptions, Runner, SilentReporter};
+use neo4rs::{BoltType, ConfigBuilder, Graph, query};
+
+/// Rows of one ingest (the guest's `ROWS`).
+const ROWS: i64 = 100_000;
+/// Rows per chunk on both sides (graphmig's default `[batches] chunk-size`).
+const CHUNK: usize = 5_000;
+const DATABASE: &str = "ingest_bench";
+
+struct Server {
+    bolt: u16,
+    http: u16,
+    password: String,
+}
+
+fn server() -> Server {
+    let port = |name: &str, default: u16| {
+        std::env::var(name)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default)
+    };
+    Server {
+        bolt: port("GRAPHMIG_BENCH_BOLT_PORT", 7696),
+        http: port("GRAPHMIG_BENCH_HTTP_PORT", 2489),
+        password: std::env::var("GRAPHMIG_BENCH_PASSWORD")
+            .unwrap_or_else(|_| "graphmig-dev-pw".into()),
+    }
+}
+
+/// A fresh database for the bench; fails loudly without a server.
+fn fresh_database(server: &Server) {
+    let admin = |command: &str| {
+        ureq::post(&format!("http://127.0.0.1:{}/api/v1/server", server.http))
+            .set(
+                "Authorization",
+                &format!(
+                    "Basic {}",
+                    base64_credentials(&format!("root:{}", server.password))
+                ),
+            )
+            .send_json(serde_json::json!({ "command": command }))
+    };
+    let _ = admin(&format!("drop database {DATABASE}"));
+    admin(&format!("create database {DATABASE}")).unwrap_or_else(|e| {
+        panic!(
+            "no ArcadeDB at 127.0.0.1:{} ({e}): run this bench with scripts/bench.sh",
+            server.http
+        )
+    });
+}
+
+fn base64_credentials(text: &str) -> String {
+    const TABLE: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let bytes = text.as_bytes();
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(TABLE[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// A project whose chain is the ingest guest alone, against the bench database.
+fn project(dir: &Path, server: &Server) -> Config {
+    let guest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../benches/guests/migrations/V3__ingest.wasm");
+    let migrations = dir.join("migrations");
+    std::fs::create_dir_all(&migrations).expect("migrations");
+    std::fs::copy(&guest, migrations.join("V3__ingest.wasm")).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e}; build the bench guests first (scripts/bench.sh does)",
+            guest.display()
+        )
+    });
+    std::fs::write(
+        dir.join("graphmig.toml"),
+        format!(
+            "[database]\nuri = \"bolt://127.0.0.1:{}\"\nuser = \"root\"\nname = \"{DATABASE}\"\n[batches]\nchunk-size = {CHUNK}\n",
+            server.bolt
+        ),
+    )
+    .expect("config");
+    let mut config = Config::load(&dir.join("graphmig.toml")).expect("config");
+    config.database.password = graphmig::config::Secret::new(server.password.as_str());
+    config
+}
+
+/// The rows the guest writes, as Bolt maps.
+fn rows() -> Vec<BoltType> {
+    (0..ROWS)
+        .map(|i| {
+            let mut map = neo4rs::BoltMap::new();
+            map.put("id".into(), BoltType::Integer(i.into()));
+            map.put("name".into(), BoltType::String(format!("row {i}").into()));
+            map.put("score".into(), BoltType::Float(neo4rs::BoltFloat::new(i as f64 * 0.5)));
+            BoltType::Map(map)
+        })
+        .collect()
+}
+
+async fn raw_ingest(graph: &Graph, rows: &[BoltType]) {
+    for chunk in rows.chunks(CHUNK) {
+        let mut txn = graph.start_txn().await.expect("begin");
+        txn.run(
+            query("UNWIND $rows AS row CREATE (n:BenchRaw) SET n = row")
+                .param("rows", BoltType::List(neo4rs::BoltList { value: chunk.to_vec() })),
+        )
+        .await
+        .expect("unwind");
+        txn.commit().await.expect("commit");
+    }
+}
+
+async fn raw_cleanup(graph: &Graph) {
+    loop {
+        let mut result = graph
+            .execute(query(
+                "MATCH (n:BenchRaw) WITH n LIMIT 10000 DELETE n RETURN count(*) AS n",
+            ))
+            .await
+            .expect("delete");
+        let deleted: i64 = match result.next().await.expect("row") {
+            Some(row) => row.get("n").unwrap_or(0),
+            None => 0,
+        };
+        if deleted == 0 {
+            break;
+        }
+    }
+}
+
+fn ingest(c: &mut Criterion) {
+    let server = server();
+    fresh_database(&server);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let runner = Runner::new(project(dir.path(), &server), Arc::new(SilentReporter));
+    let graph = rt.block_on(async {
+        let config = ConfigBuilder::default()
+            .uri(format!("127.0.0.1:{}", server.bolt))
+            .user("root")
+            .password(server.password.as_str())
+            .db(DATABASE)
+            .build()
+            .expect("neo4rs config");
+        Graph::connect(config).expect("connect")
+    });
+    let rows = rows();
+
+    let mut group = c.benchmark_group("ingest 100,000 rows");
+    group.throughput(Throughput::Elements(ROWS as u64));
+    group.sample_size(10);
+    group.measurement_time(Duration::from_secs(60));
+    group.bench_function("raw neo4rs UNWIND", |b| {
+        b.iter_custom(|iterations| {
+            let mut spent = Duration::ZERO;
+            for _ in 0..iterations {
+                let started = Instant::now();
+                rt.block_on(raw_ingest(&graph, &rows));
+                spent += started.elapsed();
+                rt.block_on(raw_cleanup(&graph));
+            }
+            spent
+        })
+    });
+    group.bench_function("through a guest (tracked batch)", |b| {
+        b.iter_custom(|iterations| {
+            let mut spent = Duration::ZERO;
+            for _ in 0..iterations {
+                let started = Instant::now();
+                rt.block_on(runner.run(&RunOptions::default()))
+                    .expect("run");
+                spent += started.elapsed();
+                rt.block_on(runner.down(&DownOptions::default()))
+                    .expect("down");
+            }
+            spent
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, ingest);
+criterion_main!(benches);
