@@ -18,8 +18,8 @@ cargo build --release -p graphmig
 (cd tests/fixtures/guests && GRAPHMIG_BUILD_TARGET_DIR=../../../target/guests ../../../target/release/graphmig build >/dev/null)
 
 if [[ " ${BENCHES[*]} " == *" ingest "* ]]; then
-  scripts/arcadedb.sh start bench "$BOLT_PORT" "$HTTP_PORT"
-  trap 'scripts/arcadedb.sh stop bench' EXIT
+  scripts/arcadedb.sh start benches "$BOLT_PORT" "$HTTP_PORT"
+  trap 'scripts/arcadedb.sh stop benches' EXIT
 fi
 export GRAPHMIG_BENCH_BOLT_PORT="$BOLT_PORT" GRAPHMIG_BENCH_HTTP_PORT="$HTTP_PORT"
 GRAPHMIG_BENCH_PASSWORD="$(scripts/arcadedb.sh password)"

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test of graphmig. Installs what the tests need by itself (the
-# wasm32-wasip2 Rust target and ArcadeDB from PyPI), starts a private ArcadeDB on
-# 127.0.0.1, runs the whole suite against it and stops it again.
+# wasm32-wasip2 Rust target, ArcadeDB from PyPI, and the pinned JavaScript,
+# Python and Go guest toolchains into .dev/toolchains), starts a private ArcadeDB
+# on 127.0.0.1, runs the whole suite against it and stops it again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -9,6 +10,9 @@ BOLT_PORT="${GRAPHMIG_TEST_BOLT_PORT:-7688}"
 HTTP_PORT="${GRAPHMIG_TEST_HTTP_PORT:-2481}"
 
 scripts/setup.sh
+scripts/toolchains.sh all
+PATH="$(scripts/toolchains.sh path):$PATH"
+export PATH
 scripts/arcadedb.sh start test "$BOLT_PORT" "$HTTP_PORT" graphmig
 trap 'scripts/arcadedb.sh stop test' EXIT
 

@@ -94,7 +94,7 @@ pub enum Error {
     },
     /// A component imports capabilities graphmig never grants.
     #[error(
-        "{path} imports what no migration may use: {imports}; a migration may import only graphmig:migration/context and the WASI interfaces for stdio, clocks, random, exit and (empty) filesystem and environment"
+        "{path} imports what no migration may use: {imports}; a migration may import only graphmig:migration/context and the WASI interfaces for stdio, clocks, random, exit, (empty) filesystem and environment, and (always refused) sockets"
     )]
     ForbiddenImports {
         /// The file.

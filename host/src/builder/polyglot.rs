@@ -16,7 +16,41 @@ const JS_SDK: &[(&str, &str)] = &[(
 
 /// The Python SDK (`from graphmig import ...`) and the fixed entry module
 /// componentize-py starts from.
-const PYTHON_SDK: &[(&str, &str)] = &[];
+const PYTHON_SDK: &[(&str, &str)] = &[
+    ("app.py", include_str!("../../../guest-sdk/python/app.py")),
+    (
+        "graphmig/__init__.py",
+        include_str!("../../../guest-sdk/python/graphmig/__init__.py"),
+    ),
+    (
+        "graphmig/context.py",
+        include_str!("../../../guest-sdk/python/graphmig/context.py"),
+    ),
+    (
+        "graphmig/errors.py",
+        include_str!("../../../guest-sdk/python/graphmig/errors.py"),
+    ),
+    (
+        "graphmig/schema.py",
+        include_str!("../../../guest-sdk/python/graphmig/schema.py"),
+    ),
+    (
+        "graphmig/values.py",
+        include_str!("../../../guest-sdk/python/graphmig/values.py"),
+    ),
+    (
+        "graphmig/_entry.py",
+        include_str!("../../../guest-sdk/python/graphmig/_entry.py"),
+    ),
+    (
+        "graphmig/_wire.py",
+        include_str!("../../../guest-sdk/python/graphmig/_wire.py"),
+    ),
+    (
+        "graphmig/py.typed",
+        include_str!("../../../guest-sdk/python/graphmig/py.typed"),
+    ),
+];
 
 /// The Go SDK (module `graphmig`).
 const GO_SDK: &[(&str, &str)] = &[
@@ -163,11 +197,21 @@ fn build_js(folder: &Path, source: &Path, work: &Path) -> Result<(), Error> {
 }
 
 fn build_python(folder: &Path, source: &Path, work: &Path) -> Result<(), Error> {
+    // componentize-py bundles the site-packages of the active environment; an
+    // empty one keeps the builder's own Python packages out of the component.
+    let env = work.join("env");
+    std::fs::create_dir_all(env.join("lib/site-packages")).map_err(|e| Error::Build {
+        path: folder.to_path_buf(),
+        message: format!("cannot prepare {}: {e}", env.display()),
+    })?;
     run_step(
         folder,
         "componentize-py",
         Command::new("componentize-py")
             .current_dir(work)
+            .env("VIRTUAL_ENV", &env)
+            // Build errors read as Python tracebacks, not Rust panics.
+            .env("RUST_BACKTRACE", "0")
             .args([
                 "-d",
                 "wit",

@@ -41,7 +41,9 @@ const STDERR_CAPTURE: usize = 64 * 1024;
 
 /// Imports a migration may have: its context, and the WASI interfaces that the
 /// guest languages' standard libraries import and that graphmig serves without
-/// granting anything (no environment, no preopened folders, frozen clocks).
+/// granting anything (no environment, no preopened folders, frozen clocks, and
+/// sockets that refuse every operation: CPython links them whether or not a
+/// migration uses them).
 const ALLOWED_IMPORTS: &[&str] = &[
     "graphmig:migration/",
     "wasi:cli/environment@",
@@ -54,6 +56,7 @@ const ALLOWED_IMPORTS: &[&str] = &[
     "wasi:clocks/",
     "wasi:random/",
     "wasi:filesystem/",
+    "wasi:sockets/",
 ];
 
 /// Seconds since the Unix epoch that a migration without the clock grant sees:
@@ -86,23 +89,33 @@ impl wasmtime_wasi::HostMonotonicClock for FrozenMonotonicClock {
     }
 }
 
-/// A fixed pseudo-random stream (xorshift), the same on every run.
+/// A fixed pseudo-random stream (xorshift), the same on every run; computed
+/// once, as every instance gets a copy.
 fn repeatable_random() -> wasmtime_wasi::Deterministic {
-    let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
-    let bytes = (0..8192)
-        .flat_map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state.to_le_bytes()
-        })
-        .collect();
-    wasmtime_wasi::Deterministic::new(bytes)
+    static STREAM: std::sync::LazyLock<Vec<u8>> = std::sync::LazyLock::new(|| {
+        let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
+        (0..8192)
+            .flat_map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                state.to_le_bytes()
+            })
+            .collect()
+    });
+    wasmtime_wasi::Deterministic::new(STREAM.clone())
 }
 
 fn wasi_context(grants: Grants, stderr: &MemoryOutputPipe) -> WasiCtx {
     let mut builder = WasiCtx::builder();
     builder.stderr(stderr.clone());
+    // No network, whatever the defaults of wasmtime-wasi become: no TCP, no UDP,
+    // no name lookup, and no address passes the check.
+    builder
+        .allow_tcp(false)
+        .allow_udp(false)
+        .allow_ip_name_lookup(false)
+        .socket_addr_check(|_, _| Box::pin(async { false }));
     if !grants.clock {
         builder.wall_clock(FrozenWallClock);
         builder.monotonic_clock(FrozenMonotonicClock);

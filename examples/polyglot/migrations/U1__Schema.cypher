@@ -1,0 +1,4 @@
+// Reverts V1.
+DROP INDEX person_name IF EXISTS;
+DROP CONSTRAINT city_name IF EXISTS;
+DROP CONSTRAINT person_id IF EXISTS;

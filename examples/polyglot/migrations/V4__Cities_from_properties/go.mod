@@ -1,0 +1,3 @@
+module migration
+
+go 1.25
