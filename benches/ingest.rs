@@ -53,6 +53,7 @@ fn fresh_database(server: &Server) {
                 ),
             )
             .send_json(serde_json::json!({ "command": command }))
+            .map_err(|e| e.to_string())
     };
     let _ = admin(&format!("drop database {DATABASE}"));
     admin(&format!("create database {DATABASE}")).unwrap_or_else(|e| {
@@ -68,7 +69,11 @@ fn base64_credentials(text: &str) -> String {
     let bytes = text.as_bytes();
     let mut out = String::new();
     for chunk in bytes.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         for i in 0..4 {
             if i <= chunk.len() {
@@ -83,7 +88,8 @@ fn base64_credentials(text: &str) -> String {
 
 /// A project whose chain is the ingest guest alone, against the bench database.
 fn project(dir: &Path, server: &Server) -> Config {
-    let guest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../benches/guests/migrations/V3__ingest.wasm");
+    let guest =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../benches/guests/migrations/V3__ingest.wasm");
     let migrations = dir.join("migrations");
     std::fs::create_dir_all(&migrations).expect("migrations");
     std::fs::copy(&guest, migrations.join("V3__ingest.wasm")).unwrap_or_else(|e| {
@@ -112,7 +118,10 @@ fn rows() -> Vec<BoltType> {
             let mut map = neo4rs::BoltMap::new();
             map.put("id".into(), BoltType::Integer(i.into()));
             map.put("name".into(), BoltType::String(format!("row {i}").into()));
-            map.put("score".into(), BoltType::Float(neo4rs::BoltFloat::new(i as f64 * 0.5)));
+            map.put(
+                "score".into(),
+                BoltType::Float(neo4rs::BoltFloat::new(i as f64 * 0.5)),
+            );
             BoltType::Map(map)
         })
         .collect()
@@ -122,8 +131,12 @@ async fn raw_ingest(graph: &Graph, rows: &[BoltType]) {
     for chunk in rows.chunks(CHUNK) {
         let mut txn = graph.start_txn().await.expect("begin");
         txn.run(
-            query("UNWIND $rows AS row CREATE (n:BenchRaw) SET n = row")
-                .param("rows", BoltType::List(neo4rs::BoltList { value: chunk.to_vec() })),
+            query("UNWIND $rows AS row CREATE (n:BenchRaw) SET n = row").param(
+                "rows",
+                BoltType::List(neo4rs::BoltList {
+                    value: chunk.to_vec(),
+                }),
+            ),
         )
         .await
         .expect("unwind");

@@ -75,7 +75,6 @@ pub trait Reporter: Send + Sync {
     /// `graphmig build` starts building a migration source folder.
     fn building(&self, _source: &std::path::Path, _language: &str) {}
     /// A migration source was built into an artifact.
-
     fn built(&self, _source: &std::path::Path, _artifact: &std::path::Path, _bytes: u64) {}
 }
 

@@ -42,6 +42,26 @@ fn a_component_of_another_world_is_refused_by_name() {
 }
 
 #[test]
+fn a_component_importing_an_unserved_interface_is_refused_before_it_runs() {
+    let project = Project::new("");
+    project.add("V1__create_first", "V1__create_first");
+    // A component asking for outgoing HTTP (and nothing else): graphmig serves
+    // no such interface, so it must be named and refused before anything runs.
+    let bytes =
+        wat::parse_str(r#"(component (import "wasi:http/outgoing-handler@0.2.0" (instance)))"#)
+            .expect("valid component text");
+    std::fs::write(project.migrations().join("V2__phone_home.wasm"), bytes).expect("write");
+    let output = project.graphmig(&["run"]);
+    let out = text(&output);
+    assert_eq!(output.status.code(), Some(2), "{out}");
+    assert!(
+        out.contains("V2__phone_home.wasm") && out.contains("wasi:http/outgoing-handler@0.2.0"),
+        "{out}"
+    );
+    assert_eq!(project.db.count("First"), 0, "nothing ran");
+}
+
+#[test]
 fn duplicate_versions_name_both_files() {
     let project = Project::new("");
     project

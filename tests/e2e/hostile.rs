@@ -13,8 +13,6 @@ enum Expect {
     Limit(&'static str),
     /// Stopped as a trap: exit 1 and this text.
     Trap(&'static str),
-    /// Refused before it ran: exit 2 and this text.
-    Refused(&'static str),
     /// The migration ran and every probe reported `contained`.
     Contained,
     /// The migration failed with this text (exit 1).
@@ -26,7 +24,6 @@ impl Expect {
         match self {
             Expect::Limit(t) => format!("exit 4, {t}"),
             Expect::Trap(t) => format!("exit 1, {t}"),
-            Expect::Refused(t) => format!("exit 2, {t}"),
             Expect::Contained => "runs; every probe contained".into(),
             Expect::Failed(t) => format!("exit 1, {t}"),
         }
@@ -204,13 +201,9 @@ fn run_attack(attack: &Attack) -> Result<String, String> {
         .unwrap_or("")
         .to_string();
     let got = match &attack.expect {
-        Expect::Limit(needle)
-        | Expect::Trap(needle)
-        | Expect::Refused(needle)
-        | Expect::Failed(needle) => {
+        Expect::Limit(needle) | Expect::Trap(needle) | Expect::Failed(needle) => {
             let want = match attack.expect {
                 Expect::Limit(_) => 4,
-                Expect::Refused(_) => 2,
                 _ => 1,
             };
             if code != Some(want) || !out.contains(needle) {
