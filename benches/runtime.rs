@@ -98,9 +98,53 @@ fn fuel(c: &mut Criterion) {
     group.finish();
 }
 
+/// The host's own work for one migration, without the database: the ledger's
+/// `running` row and its completion, loading the compiled component from the
+/// cache, and instantiating it to read its metadata. (Running a step adds one
+/// more instantiation and the guest's own calls.)
+fn per_migration(c: &mut Criterion) {
+    use graphmig::ledger::{Action, Finish, Outcome};
+    let rt = runtime();
+    let settings = MigrationSettings::default();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let migrations = dir.path().join("migrations");
+    std::fs::create_dir_all(&migrations).expect("migrations");
+    let (path, bytes) = guest("V3__ingest.wasm");
+    std::fs::write(migrations.join("V1__one.wasm"), &bytes).expect("copy");
+    let chain = graphmig::Chain::discover(&migrations).expect("chain");
+    let migration = &chain.migrations()[0];
+    let mut ledger = graphmig::SqliteLedger::open(&dir.path().join("ledger.db")).expect("ledger");
+    let sandbox = sandbox(true, true).with_cache(&dir.path().join("cache"));
+    sandbox.load(&path, &bytes).expect("fill the cache");
+    c.bench_function(
+        "host work per migration (ledger rows, cached load, instantiate)",
+        |b| {
+            b.iter(|| {
+                let id = ledger
+                    .begin_attempt("bench", migration, Action::Up, "attempt", "bench@host")
+                    .expect("begin");
+                let loaded = sandbox.load(&path, &bytes).expect("load");
+                rt.block_on(sandbox.describe(&loaded, &settings, Arc::new(SilentReporter)))
+                    .expect("describe");
+                let finish = Finish {
+                    outcome: Outcome::Applied,
+                    duration_ms: 1,
+                    fuel_consumed: 1,
+                    statements: 1,
+                    error: None,
+                    chain: None,
+                };
+                ledger
+                    .finish_attempt(id, &finish, &Default::default())
+                    .expect("finish");
+            })
+        },
+    );
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default().sample_size(20);
-    targets = instantiate, host_calls, fuel
+    targets = instantiate, host_calls, fuel, per_migration
 }
 criterion_main!(benches);
