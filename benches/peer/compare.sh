@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Peer comparison (issue "Speed"): one chain of 100 plain .cypher migrations, each
-# creating an index and ingesting 1,000 nodes, applied side by side by
+# Peer comparison (issue "Speed"): one chain of 100 plain .cypher migrations (STEPS), each
+# creating an index and ingesting 1,000 nodes (NODES), applied side by side by
 #   - graphmig (`graphmig run`, timed as a whole process),
 #   - neo4j-python-migrations 0.1.5 from PyPI (`python -m neo4j_python_migrations
 #     migrate`, timed as a whole process), and
@@ -13,9 +13,10 @@
 #
 #   benches/peer/compare.sh
 #
-# Environment: ROUNDS (5), WARMUP (2 runs of each tool), STEPS (100), NODES (1000); PEER_BOLT_PORT and PEER_HTTP_PORT
-# to use an ArcadeDB already running there instead of starting instance `bench` on
-# 7697/2490; KEEP=1 keeps the work folder (chain, logs, projects).
+# Environment: ROUNDS (5), WARMUP (3 runs of each tool), STEPS (100), NODES (1000);
+# PEER_BOLT_PORT and PEER_HTTP_PORT (both) to use an ArcadeDB already running there
+# instead of starting instance `bench` on 7697/2490 and stopping it at exit; KEEP=1
+# keeps the work folder (chain, logs, graphmig projects and ledgers).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
@@ -25,9 +26,13 @@ VENV="$ROOT/.dev/peer-venv"
 PEER_PACKAGES=(neo4j-python-migrations==0.1.5 neo4j==5.28.8 typer==0.29.2 yarl==1.25.1
   packaging==26.3)
 ROUNDS="${ROUNDS:-5}"
-WARMUP="${WARMUP:-2}"
+WARMUP="${WARMUP:-3}"
 STEPS="${STEPS:-100}"
 NODES="${NODES:-1000}"
+if [[ -n "${PEER_BOLT_PORT:-}" && -z "${PEER_HTTP_PORT:-}" ]]; then
+  echo "compare: PEER_BOLT_PORT needs PEER_HTTP_PORT too" >&2
+  exit 2
+fi
 BOLT="${PEER_BOLT_PORT:-7697}"
 HTTP="${PEER_HTTP_PORT:-2490}"
 
@@ -43,8 +48,12 @@ trap cleanup EXIT
 
 # --- prerequisites --------------------------------------------------------------
 "$ARCADEDB" install
-if ! "$VENV/bin/python" -c 'import neo4j_python_migrations' 2>/dev/null \
-  || [[ "$("$VENV/bin/pip" freeze 2>/dev/null | grep -ci -e '^neo4j-python-migrations==0.1.5$' -e '^neo4j==5.28.8$')" != 2 ]]; then
+peer_installed() { # whether the venv holds every pinned package
+  local have
+  have="$("$VENV/bin/pip" freeze 2>/dev/null)" || return 1
+  for package in "${PEER_PACKAGES[@]}"; do grep -qixF "$package" <<<"$have" || return 1; done
+}
+if ! peer_installed; then
   log "installing ${PEER_PACKAGES[*]} into $VENV"
   python3 -m venv "$VENV"
   "$VENV/bin/pip" install --quiet --disable-pip-version-check "${PEER_PACKAGES[@]}"
@@ -154,6 +163,8 @@ measure() { # TOOL LABEL
   TOOK="$(python3 -c "print(f'{$t1 - $t0:.3f}')")"
 }
 
+# Other work on the machine (2 cores) skews every figure: show how busy it was.
+LOAD_BEFORE="$(cut -d' ' -f1-3 /proc/loadavg)"
 log "chain: $STEPS files, each: CREATE INDEX + UNWIND range(1, $NODES) CREATE (one file per step for all three tools)"
 log "warm-up: each tool $WARMUP time(s), on throwaway databases"
 for w in $(seq 1 "$WARMUP"); do
@@ -172,10 +183,13 @@ for round in $(seq 1 "$ROUNDS"); do
   done
 done
 
+LOAD_AFTER="$(cut -d' ' -f1-3 /proc/loadavg)"
+
 # --- the table ---------------------------------------------------------------------
-python3 - "$RESULTS" "$STEPS" "$NODES" "$ROUNDS" <<'PY'
+python3 - "$RESULTS" "$STEPS" "$NODES" "$ROUNDS" "$LOAD_BEFORE" "$LOAD_AFTER" <<'PY'
 import statistics, sys
-path, steps, nodes, rounds = sys.argv[1], *map(int, sys.argv[2:])
+path, steps, nodes, rounds = sys.argv[1], *map(int, sys.argv[2:5])
+load_before, load_after = sys.argv[5:7]
 runs = {}
 for line in open(path):
     tool, s = line.split()
@@ -194,6 +208,8 @@ g, p = med["graphmig"], med["python"]
 ok1, ok2 = g <= 1.2 * floor, g < p
 print(f"\ngraphmig / floor  = {g / floor:.2f}x (target at most 1.20x): {'MET' if ok1 else 'MISSED'}")
 print(f"graphmig / python = {g / p:.2f}x (target below 1.00x): {'MET' if ok2 else 'MISSED'}")
+print(f"load average (1, 5, 15 min) before: {load_before}, after: {load_after}"
+      + ("   (busy machine: figures are skewed)" if float(load_after.split()[0]) > 2.5 else ""))
 print(f"per migration: floor {1000 * floor / steps:.1f} ms, graphmig {1000 * g / steps:.1f} ms, "
       f"python {1000 * p / steps:.1f} ms")
 PY

@@ -250,12 +250,19 @@ impl std::fmt::Display for MigrationFailure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "migration {} ({}) failed and was rolled back: {}{}",
+            "migration {} ({}) failed and was rolled back: {}",
             self.migration,
             self.path.display(),
             self.cause,
-            self.schema_undo.as_deref().unwrap_or("")
-        )
+        )?;
+        match &self.schema_undo {
+            // After a statement's text, a new line keeps the two apart.
+            Some(undo) if matches!(self.cause, FailureCause::Statement(_)) => {
+                write!(f, "\n  {}", undo.trim_start_matches("; "))
+            }
+            Some(undo) => f.write_str(undo),
+            None => Ok(()),
+        }
     }
 }
 

@@ -47,8 +47,8 @@ impl GraphDb {
                     code: "graphmig.Database".into(),
                     message: e.to_string(),
                 })?;
-                let (_, counters) = txn
-                    .run_counted(
+                let counters = txn
+                    .run_discarding(
                         &statement,
                         vec![("tag".into(), BoltType::String(neo4rs::BoltString::new(tag)))],
                     )

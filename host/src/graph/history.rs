@@ -212,30 +212,26 @@ impl GraphTxn {
         fence: &Fence,
         draft: &HistoryDraft,
     ) -> Result<HistoryEntry, GraphError> {
-        let rows = self
+        // The fence and the chain's head in one round trip.
+        let head = self
             .run(
                 &format!(
-                    "MATCH (l:{LOCK_LABEL} {{id: 'graphmig'}}) WHERE l.owner = $owner AND l.generation = $generation
-                     RETURN l.owner AS owner"
+                    "OPTIONAL MATCH (l:{LOCK_LABEL} {{id: 'graphmig'}}) WHERE l.owner = $owner AND l.generation = $generation
+                     WITH l
+                     OPTIONAL MATCH (h:{HISTORY_LABEL})
+                     WITH l, h ORDER BY h.seq DESC LIMIT 1
+                     RETURN l.owner AS owner, h.seq AS seq, h.chain_hash AS hash"
                 ),
                 vec![("owner".into(), s(&fence.owner)), ("generation".into(), i(fence.generation))],
             )
             .await?;
-        if rows.is_empty() {
+        if head.first().and_then(|row| text(row, "owner")).is_none() {
             return Err(GraphError {
                 kind: GraphErrorKind::Other,
                 code: "graphmig.LockLost".into(),
                 message: "this runner no longer holds the lock (it expired and was taken over); nothing was committed".into(),
             });
         }
-        let head = self
-            .run(
-                &format!(
-                    "MATCH (h:{HISTORY_LABEL}) RETURN h.seq AS seq, h.chain_hash AS hash ORDER BY seq DESC LIMIT 1"
-                ),
-                Vec::new(),
-            )
-            .await?;
         let (seq, previous) = head
             .first()
             .and_then(|row| Some((int(row, "seq")?, text(row, "hash")?)))
@@ -252,7 +248,7 @@ impl GraphTxn {
             applied_at: draft.applied_at.clone(),
             applied_by: draft.applied_by.clone(),
         };
-        self.run(
+        self.run_discarding(
             &format!(
                 "CREATE (:{HISTORY_LABEL} {{seq: $seq, chain_hash: $hash, previous: $previous, action: $action,
                  key: $key, version: $key, description: $description, checksum: $checksum, attempt: $attempt,

@@ -139,7 +139,7 @@ impl GuestState {
             ];
             let result = if self.is_dry_run() {
                 match self.txn_mut() {
-                    Some(txn) => txn.run_counted(&statement, params).await.map(|(_, c)| c),
+                    Some(txn) => txn.run_discarding(&statement, params).await,
                     None => Err(GraphError {
                         kind: GraphErrorKind::Other,
                         code: "graphmig.NoTransaction".into(),
@@ -155,7 +155,7 @@ impl GuestState {
                                 code: "graphmig.Database".into(),
                                 message: e.to_string(),
                             })?;
-                            let (_, counters) = txn.run_counted(&statement, params).await?;
+                            let counters = txn.run_discarding(&statement, params).await?;
                             txn.commit().await?;
                             Ok(counters)
                         }

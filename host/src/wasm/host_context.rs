@@ -58,6 +58,9 @@ pub struct GuestState {
     rows_returned: u64,
     bytes_returned: u64,
     reporter: Arc<dyn Reporter>,
+    /// Set while the host runs a `.cypher` file: nobody reads the rows, so
+    /// statements discard them (one round trip instead of two).
+    discard_rows: bool,
     label: String,
 }
 
@@ -112,6 +115,7 @@ impl GuestState {
             bytes_returned: 0,
             reporter,
             label,
+            discard_rows: false,
         }
     }
 
@@ -246,6 +250,7 @@ impl GuestState {
         &mut self,
         script: &crate::cypher_script::CypherScript,
     ) -> wasmtime::Result<Result<(), crate::error::FailureCause>> {
+        self.discard_rows = true;
         for statement in &script.statements {
             let schema = crate::policy::classify(&statement.text)
                 .is_ok_and(|c| c.classes.contains(&crate::policy::Class::Schema));
@@ -453,7 +458,14 @@ impl context::Host for GuestState {
             return Ok(Err(error));
         };
         tracing::debug!(migration = %self.label, statement = index, query = %query, "run-cypher");
-        match txn.run_counted(&query, bolt_params).await {
+        let outcome = if self.discard_rows {
+            txn.run_discarding(&query, bolt_params)
+                .await
+                .map(|counters| (Vec::new(), counters))
+        } else {
+            txn.run_counted(&query, bolt_params).await
+        };
+        match outcome {
             Ok((rows, counters)) => {
                 entry.counters = crate::graph::describe_counters(&counters);
                 let bytes: u64 = rows

@@ -165,6 +165,21 @@ impl GuestState {
         undo: Option<String>,
         unchanged: bool,
     ) -> wasmtime::Result<Result<(), wit::SchemaError>> {
+        self.schema_step_counted(statement, undo, unchanged, false)
+            .await
+    }
+
+    /// As `schema_step`; with `undo_if_added`, `undo` is kept only when the
+    /// server's counters say the statement added an element (a `CREATE ... IF
+    /// NOT EXISTS` that found one already there must not drop it on undo), so
+    /// no listing of the schema is needed first.
+    async fn schema_step_counted(
+        &mut self,
+        statement: String,
+        undo: Option<String>,
+        unchanged: bool,
+        undo_if_added: bool,
+    ) -> wasmtime::Result<Result<(), wit::SchemaError>> {
         let started = Instant::now();
         let mut entry = JournalEntry::new(self.next_statement()?, &statement, String::new());
         if !self
@@ -230,10 +245,15 @@ impl GuestState {
             Ok(counters) => {
                 entry.counters = crate::graph::describe_counters(&counters);
                 self.push_journal(entry.finish(started, StatementOutcome::Ok, None, None, 0));
+                let added = counters.indexes_added + counters.constraints_added > 0;
+                let (undo, outcome) = match undo_if_added && !added {
+                    true => (None, "unchanged"),
+                    false => (undo, "applied"),
+                };
                 self.push_schema_step(SchemaStep {
                     statement,
                     undo,
-                    outcome: "applied".into(),
+                    outcome: outcome.into(),
                 });
                 Ok(Ok(()))
             }
@@ -374,36 +394,34 @@ impl GuestState {
         let Some(raw) = raw_schema(&statement) else {
             return self.schema_step(statement, None, false).await;
         };
-        let existing = match &raw.name {
-            Some(name) => match Self::find(self.db(), name).await {
-                Ok(existing) => existing,
-                Err(e) => return Ok(Err(e)),
-            },
-            None => None,
-        };
-        let (undo, unchanged) = match (raw.create, &raw.name) {
+        let name = match (raw.create, &raw.name) {
+            // An unnamed element cannot be found again to undo it.
+            (_, None) => return self.schema_step(statement, None, false).await,
             (true, Some(name)) => {
                 let undo = if raw.constraint {
                     render_drop_constraint(name).ok()
                 } else {
                     render_drop_index(name).ok()
                 };
-                match existing {
-                    Some(_) if raw.conditional => (None, true),
-                    _ => (undo, false),
-                }
+                return self
+                    .schema_step_counted(statement, undo, false, raw.conditional)
+                    .await;
             }
-            (false, Some(_)) => match &existing {
-                Some(Element::Constraint(c)) if raw.constraint => {
-                    (c.render_create(self.dialect()).ok(), false)
-                }
-                Some(Element::Index(i)) if !raw.constraint => {
-                    (i.render_create(self.dialect()).ok(), false)
-                }
-                _ => (None, raw.conditional),
-            },
-            // An unnamed element cannot be found again to undo it.
-            (_, None) => (None, false),
+            (false, Some(name)) => name.clone(),
+        };
+        // Undoing a drop recreates the element from its live definition.
+        let existing = match Self::find(self.db(), &name).await {
+            Ok(existing) => existing,
+            Err(e) => return Ok(Err(e)),
+        };
+        let (undo, unchanged) = match &existing {
+            Some(Element::Constraint(c)) if raw.constraint => {
+                (c.render_create(self.dialect()).ok(), false)
+            }
+            Some(Element::Index(i)) if !raw.constraint => {
+                (i.render_create(self.dialect()).ok(), false)
+            }
+            _ => (None, raw.conditional),
         };
         self.schema_step(statement, undo, unchanged).await
     }
