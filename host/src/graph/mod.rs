@@ -253,16 +253,15 @@ impl GraphDb {
         self.dialect
     }
 
-    /// Runs one schema statement in a transaction of its own.
+    /// Runs one schema statement in an auto-commit transaction of its own, as
+    /// Neo4j wants schema changes run: RUN and DISCARD in one round trip, no
+    /// BEGIN or COMMIT (and the driver retries it on transient errors).
     pub async fn run_schema(&self, statement: &str) -> Result<Counters, GraphError> {
-        let mut txn = self.begin().await.map_err(|e| GraphError {
-            kind: GraphErrorKind::Other,
-            code: "graphmig.Database".into(),
-            message: e.to_string(),
-        })?;
-        let counters = txn.run_discarding(statement, Vec::new()).await?;
-        txn.commit().await?;
-        Ok(counters)
+        self.graph
+            .run_on(self.settings.database.as_str(), neo4rs::query(statement))
+            .await
+            .map(|summary| *summary.stats())
+            .map_err(|e| GraphError::from_driver(&e))
     }
 
     /// The live constraints and the indexes no constraint owns.
