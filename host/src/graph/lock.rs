@@ -121,6 +121,7 @@ impl GraphDb {
             Fence {
                 owner: owner.to_string(),
                 generation: holder.generation,
+                head: Default::default(),
             }
         } else if holder.expires_at < now {
             // The holder stopped refreshing: take the lease over, bumping the
@@ -147,6 +148,7 @@ impl GraphDb {
                 Ok(rows) if !rows.is_empty() => Fence {
                     owner: owner.to_string(),
                     generation,
+                    head: Default::default(),
                 },
                 _ => {
                     let _ = txn.rollback().await;
