@@ -366,4 +366,3 @@ func (c *Context) Warnf(format string, args ...any) {
 func (c *Context) Errorf(format string, args ...any) {
 	ctxwit.Log(types.LogLevel_Error, fmt.Sprintf(format, args...))
 }
-
