@@ -66,37 +66,7 @@ pub struct Fence {
     pub owner: String,
     /// The lock's generation, bumped by every take-over.
     pub generation: i64,
-    /// The head of the chain as this holder last appended it.
-    pub head: HeadHint,
 }
-
-/// The history's head (sequence number and hash) as the lock holder last wrote
-/// it. Only a hint: an append built on it checks it against the graph in the
-/// same statement, and falls back to reading the head when it is stale (a
-/// rolled-back append, say). It saves a query per migration.
-#[derive(Debug, Clone, Default)]
-pub struct HeadHint(std::sync::Arc<std::sync::Mutex<Option<(i64, String)>>>);
-
-impl HeadHint {
-    fn get(&self) -> Option<(i64, String)> {
-        self.0.lock().ok().and_then(|head| head.clone())
-    }
-
-    fn set(&self, link: &ChainLink) {
-        if let Ok(mut head) = self.0.lock() {
-            *head = Some((link.seq, link.hash.clone()));
-        }
-    }
-}
-
-/// Hints never make two fences differ: a fence is its owner and generation.
-impl PartialEq for HeadHint {
-    fn eq(&self, _: &Self) -> bool {
-        true
-    }
-}
-
-impl Eq for HeadHint {}
 
 pub(crate) fn text(row: &[(String, BoltType)], column: &str) -> Option<String> {
     row.iter()
@@ -234,42 +204,6 @@ impl GraphTxn {
         .map(|_| ())
     }
 
-    /// Creates a history node from `$seq`, `$hash` and the entry's other parameters.
-    const CREATE_ENTRY: &'static str = "CREATE (:__GraphmigMigration {seq: $seq, chain_hash: $hash, previous: $previous, action: $action,
-         key: $key, version: $key, description: $description, checksum: $checksum, attempt: $attempt,
-         applied_at: $applied_at, applied_by: $applied_by})";
-
-    /// The entry that follows head `seq` (hash `previous`).
-    fn entry_after(seq: i64, previous: String, draft: &HistoryDraft) -> HistoryEntry {
-        let hash = chain_hash(&previous, draft.action, &draft.key, &draft.checksum);
-        HistoryEntry {
-            chain: ChainLink { seq: seq + 1, hash },
-            previous,
-            action: draft.action,
-            key: draft.key.clone(),
-            description: draft.description.clone(),
-            checksum: draft.checksum.clone(),
-            attempt_key: draft.attempt_key.clone(),
-            applied_at: draft.applied_at.clone(),
-            applied_by: draft.applied_by.clone(),
-        }
-    }
-
-    fn entry_params(entry: &HistoryEntry) -> Vec<(String, BoltType)> {
-        vec![
-            ("seq".into(), i(entry.chain.seq)),
-            ("hash".into(), s(&entry.chain.hash)),
-            ("previous".into(), s(&entry.previous)),
-            ("action".into(), s(entry.action.as_str())),
-            ("key".into(), s(&entry.key)),
-            ("description".into(), s(&entry.description)),
-            ("checksum".into(), s(entry.checksum.as_str())),
-            ("attempt".into(), s(&entry.attempt_key)),
-            ("applied_at".into(), s(&entry.applied_at)),
-            ("applied_by".into(), s(&entry.applied_by)),
-        ]
-    }
-
     /// Appends an entry to the history inside this transaction, after checking
     /// that the writer still holds the lock (`fence`). Commits with the data or
     /// not at all.
@@ -278,33 +212,6 @@ impl GraphTxn {
         fence: &Fence,
         draft: &HistoryDraft,
     ) -> Result<HistoryEntry, GraphError> {
-        if let Some((seq, previous)) = fence.head.get() {
-            // One statement: the fence, the hinted head still the head (it
-            // exists with that hash and nothing follows it), and the append.
-            let entry = Self::entry_after(seq, previous, draft);
-            let guard = format!(
-                "MATCH (l:{LOCK_LABEL} {{id: 'graphmig'}}) WHERE l.owner = $owner AND l.generation = $generation
-                 OPTIONAL MATCH (taken:{HISTORY_LABEL} {{seq: $seq}})
-                 WITH l, taken WHERE taken IS NULL
-                 MATCH (p:{HISTORY_LABEL} {{seq: $prev_seq}}) WHERE p.chain_hash = $previous
-                 "
-            );
-            let mut params = Self::entry_params(&entry);
-            params.extend([
-                ("owner".into(), s(&fence.owner)),
-                ("generation".into(), i(fence.generation)),
-                ("prev_seq".into(), i(seq)),
-            ]);
-            let created = self
-                .run_discarding(&format!("{guard}{}", Self::CREATE_ENTRY), params)
-                .await?;
-            if created.nodes_created == 1 {
-                fence.head.set(&entry.chain);
-                return Ok(entry);
-            }
-            // A stale hint or a lost lock: the checked path below tells which.
-            tracing::debug!(seq, "history head hint is stale; reading the head");
-        }
         // The fence and the chain's head in one round trip.
         let head = self
             .run(
@@ -329,20 +236,38 @@ impl GraphTxn {
             .first()
             .and_then(|row| Some((int(row, "seq")?, text(row, "hash")?)))
             .unwrap_or((0, CHAIN_ORIGIN.to_string()));
-        let entry = Self::entry_after(seq, previous, draft);
-        self.run_discarding(Self::CREATE_ENTRY, Self::entry_params(&entry))
-            .await?;
-        fence.head.set(&entry.chain);
+        let hash = chain_hash(&previous, draft.action, &draft.key, &draft.checksum);
+        let entry = HistoryEntry {
+            chain: ChainLink { seq: seq + 1, hash },
+            previous,
+            action: draft.action,
+            key: draft.key.clone(),
+            description: draft.description.clone(),
+            checksum: draft.checksum.clone(),
+            attempt_key: draft.attempt_key.clone(),
+            applied_at: draft.applied_at.clone(),
+            applied_by: draft.applied_by.clone(),
+        };
+        self.run_discarding(
+            &format!(
+                "CREATE (:{HISTORY_LABEL} {{seq: $seq, chain_hash: $hash, previous: $previous, action: $action,
+                 key: $key, version: $key, description: $description, checksum: $checksum, attempt: $attempt,
+                 applied_at: $applied_at, applied_by: $applied_by}})"
+            ),
+            vec![
+                ("seq".into(), i(entry.chain.seq)),
+                ("hash".into(), s(&entry.chain.hash)),
+                ("previous".into(), s(&entry.previous)),
+                ("action".into(), s(entry.action.as_str())),
+                ("key".into(), s(&entry.key)),
+                ("description".into(), s(&entry.description)),
+                ("checksum".into(), s(entry.checksum.as_str())),
+                ("attempt".into(), s(&entry.attempt_key)),
+                ("applied_at".into(), s(&entry.applied_at)),
+                ("applied_by".into(), s(&entry.applied_by)),
+            ],
+        )
+        .await?;
         Ok(entry)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_entry_statement_creates_nodes_of_the_history_label() {
-        assert!(GraphTxn::CREATE_ENTRY.starts_with(&format!("CREATE (:{HISTORY_LABEL} {{")));
     }
 }

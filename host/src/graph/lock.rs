@@ -121,7 +121,6 @@ impl GraphDb {
             Fence {
                 owner: owner.to_string(),
                 generation: holder.generation,
-                head: Default::default(),
             }
         } else if holder.expires_at < now {
             // The holder stopped refreshing: take the lease over, bumping the
@@ -148,7 +147,6 @@ impl GraphDb {
                 Ok(rows) if !rows.is_empty() => Fence {
                     owner: owner.to_string(),
                     generation,
-                    head: Default::default(),
                 },
                 _ => {
                     let _ = txn.rollback().await;
