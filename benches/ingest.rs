@@ -1,7 +1,8 @@
 //! Batch ingest of 100,000 rows through a guest (a tracked batch, chunked, tagged,
 //! journaled) against the same rows sent straight through neo4rs with UNWIND, in
-//! chunks of the same size, to the same ArcadeDB database. Needs the server that
-//! scripts/bench.sh starts (GRAPHMIG_BENCH_BOLT_PORT / _HTTP_PORT / _PASSWORD).
+//! chunks of the same size, to the same ArcadeDB database. Needs the server and
+//! the empty database `ingest_bench` that scripts/bench.sh sets up
+//! (GRAPHMIG_BENCH_BOLT_PORT, GRAPHMIG_BENCH_PASSWORD).
 
 // criterion's macros generate undocumented items.
 #![allow(missing_docs)]
@@ -22,7 +23,6 @@ const DATABASE: &str = "ingest_bench";
 
 struct Server {
     bolt: u16,
-    http: u16,
     password: String,
 }
 
@@ -35,55 +35,9 @@ fn server() -> Server {
     };
     Server {
         bolt: port("GRAPHMIG_BENCH_BOLT_PORT", 7696),
-        http: port("GRAPHMIG_BENCH_HTTP_PORT", 2489),
         password: std::env::var("GRAPHMIG_BENCH_PASSWORD")
             .unwrap_or_else(|_| "graphmig-dev-pw".into()),
     }
-}
-
-/// A fresh database for the bench; fails loudly without a server.
-fn fresh_database(server: &Server) {
-    let admin = |command: &str| {
-        ureq::post(&format!("http://127.0.0.1:{}/api/v1/server", server.http))
-            .set(
-                "Authorization",
-                &format!(
-                    "Basic {}",
-                    base64_credentials(&format!("root:{}", server.password))
-                ),
-            )
-            .send_json(serde_json::json!({ "command": command }))
-            .map_err(|e| e.to_string())
-    };
-    let _ = admin(&format!("drop database {DATABASE}"));
-    admin(&format!("create database {DATABASE}")).unwrap_or_else(|e| {
-        panic!(
-            "no ArcadeDB at 127.0.0.1:{} ({e}): run this bench with scripts/bench.sh",
-            server.http
-        )
-    });
-}
-
-fn base64_credentials(text: &str) -> String {
-    const TABLE: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let bytes = text.as_bytes();
-    let mut out = String::new();
-    for chunk in bytes.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(TABLE[((n >> (18 - 6 * i)) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
 }
 
 /// A project whose chain is the ingest guest alone, against the bench database.
@@ -164,7 +118,6 @@ async fn raw_cleanup(graph: &Graph) {
 
 fn ingest(c: &mut Criterion) {
     let server = server();
-    fresh_database(&server);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

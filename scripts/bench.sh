@@ -20,6 +20,8 @@ cargo build --release -p graphmig
 if [[ " ${BENCHES[*]} " == *" ingest "* ]]; then
   scripts/arcadedb.sh start benches "$BOLT_PORT" "$HTTP_PORT"
   trap 'scripts/arcadedb.sh stop benches' EXIT
+  scripts/arcadedb.sh drop-db "$HTTP_PORT" ingest_bench >/dev/null 2>&1 || true
+  scripts/arcadedb.sh create-db "$HTTP_PORT" ingest_bench
 fi
 export GRAPHMIG_BENCH_BOLT_PORT="$BOLT_PORT" GRAPHMIG_BENCH_HTTP_PORT="$HTTP_PORT"
 GRAPHMIG_BENCH_PASSWORD="$(scripts/arcadedb.sh password)"
