@@ -97,6 +97,17 @@ impl JournalEntry {
         self.rows = rows;
         self.clone()
     }
+
+    /// Completes the entry as a statement that failed with `code` and `message`.
+    pub fn failed(&mut self, started: Instant, code: &str, message: &str) -> JournalEntry {
+        self.finish(
+            started,
+            StatementOutcome::Error,
+            Some(code),
+            Some(message),
+            0,
+        )
+    }
 }
 
 /// A dataset file a migration read.

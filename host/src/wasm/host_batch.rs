@@ -197,13 +197,7 @@ impl GuestState {
                     self.batch_progress(batch, written, total_rows);
                 }
                 Err(e) => {
-                    self.push_journal(entry.finish(
-                        started,
-                        StatementOutcome::Error,
-                        Some(&e.code),
-                        Some(&e.message),
-                        0,
-                    ));
+                    self.push_journal(entry.failed(started, &e.code, &e.message));
                     return Ok(Err(to_wit(&e)));
                 }
             }
@@ -343,13 +337,7 @@ impl GuestState {
                 Ok(Ok(n))
             }
             Err(e) => {
-                self.push_journal(entry.finish(
-                    started,
-                    StatementOutcome::Error,
-                    Some(&e.code),
-                    Some(&e.message),
-                    0,
-                ));
+                self.push_journal(entry.failed(started, &e.code, &e.message));
                 Ok(Err(to_wit(&e)))
             }
         }

@@ -383,13 +383,8 @@ impl context::Host for GuestState {
                         &error.code,
                         &error.message,
                     ));
-                    self.journal.push(entry.finish(
-                        started,
-                        StatementOutcome::Error,
-                        Some(&error.code),
-                        Some(&error.message),
-                        0,
-                    ));
+                    self.journal
+                        .push(entry.failed(started, &error.code, &error.message));
                     return Ok(Err(error));
                 }
             }
@@ -498,13 +493,8 @@ impl context::Host for GuestState {
                     &error.code,
                     &error.message,
                 ));
-                self.journal.push(entry.finish(
-                    started,
-                    StatementOutcome::Error,
-                    Some(&error.code),
-                    Some(&error.message),
-                    0,
-                ));
+                self.journal
+                    .push(entry.failed(started, &error.code, &error.message));
                 Ok(Err(to_wit_error(&error)))
             }
         }

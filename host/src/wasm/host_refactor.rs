@@ -124,13 +124,7 @@ impl GuestState {
                     }
                 }
                 Err(e) => {
-                    self.push_journal(entry.finish(
-                        started,
-                        StatementOutcome::Error,
-                        Some(&e.code),
-                        Some(&e.message),
-                        0,
-                    ));
+                    self.push_journal(entry.failed(started, &e.code, &e.message));
                     // What the earlier chunks changed is undone with the rest.
                     self.push_refactor_step(RefactorStep {
                         undo: plan.undo,

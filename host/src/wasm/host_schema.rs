@@ -258,13 +258,7 @@ impl GuestState {
                 Ok(Ok(()))
             }
             Err(e) => {
-                self.push_journal(entry.finish(
-                    started,
-                    StatementOutcome::Error,
-                    Some(&e.code),
-                    Some(&e.message),
-                    0,
-                ));
+                self.push_journal(entry.failed(started, &e.code, &e.message));
                 Ok(Err(wit::SchemaError::Graph(
                     super::host_context::to_wit_error(&e),
                 )))
