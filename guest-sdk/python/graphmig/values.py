@@ -53,8 +53,24 @@ _I64_MIN = -(2**63)
 _I64_MAX = 2**63 - 1
 
 
+class _Properties:
+    """Dictionary-style reading of an entity's ``properties``."""
+
+    properties: Dict[str, Any]
+
+    def __getitem__(self, name: str) -> Any:
+        return self.properties[name]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.properties
+
+    def get(self, name: str, default: Any = None) -> Any:
+        """The property ``name``, or ``default`` when there is none."""
+        return self.properties.get(name, default)
+
+
 @dataclass
-class Node:
+class Node(_Properties):
     """A node returned by a query.
 
     ``node["name"]`` and ``node.get("name")`` read its properties.
@@ -67,19 +83,9 @@ class Node:
     properties: Dict[str, Any] = field(default_factory=dict)
     """Its properties, as native values."""
 
-    def __getitem__(self, name: str) -> Any:
-        return self.properties[name]
-
-    def __contains__(self, name: object) -> bool:
-        return name in self.properties
-
-    def get(self, name: str, default: Any = None) -> Any:
-        """The property ``name``, or ``default`` when the node has none."""
-        return self.properties.get(name, default)
-
 
 @dataclass
-class Relationship:
+class Relationship(_Properties):
     """A relationship returned by a query.
 
     ``rel["since"]`` and ``rel.get("since")`` read its properties.
@@ -95,16 +101,6 @@ class Relationship:
     """Its type."""
     properties: Dict[str, Any] = field(default_factory=dict)
     """Its properties, as native values."""
-
-    def __getitem__(self, name: str) -> Any:
-        return self.properties[name]
-
-    def __contains__(self, name: object) -> bool:
-        return name in self.properties
-
-    def get(self, name: str, default: Any = None) -> Any:
-        """The property ``name``, or ``default`` when the relationship has none."""
-        return self.properties.get(name, default)
 
 
 # ---------------------------------------------------------------------------
