@@ -28,14 +28,34 @@ impl Endpoint {
     }
 }
 
-fn rows(rows: impl IntoIterator<Item = Params>) -> Vec<Vec<(String, wit::Value)>> {
-    rows.into_iter()
-        .map(|p| {
-            p.0.iter()
-                .map(|(k, v)| (k.clone(), wire::to_wit(v)))
-                .collect()
-        })
-        .collect()
+/// Rows handed to the host per `write`: the guest holds no more than this many
+/// at a time, and the host writes one chunk while the guest builds the next.
+const ROWS_PER_WRITE: usize = 1_000;
+
+/// Streams `rows` through `writer` and returns what they created. The rows
+/// move into the wire format: nothing is copied.
+fn stream(
+    writer: std::result::Result<context::BatchWriter, wit::GraphError>,
+    rows: impl IntoIterator<Item = Params>,
+) -> Result<u64> {
+    let writer = writer.map_err(wire::graph_error)?;
+    let mut piece = Vec::with_capacity(ROWS_PER_WRITE);
+    for row in rows {
+        piece.push(
+            row.0
+                .into_iter()
+                .map(|(k, v)| (k, wire::into_wit(v)))
+                .collect::<Vec<_>>(),
+        );
+        if piece.len() == ROWS_PER_WRITE {
+            writer.write(&piece).map_err(wire::graph_error)?;
+            piece.clear();
+        }
+    }
+    if !piece.is_empty() {
+        writer.write(&piece).map_err(wire::graph_error)?;
+    }
+    Ok(writer.finish().map_err(wire::graph_error)?)
 }
 
 impl Batch {
@@ -49,38 +69,41 @@ impl Batch {
     }
 
     /// Creates one `label` node per row; returns how many were created.
-    pub fn create_nodes(
-        &self,
-        label: &str,
-        rows_: impl IntoIterator<Item = Params>,
-    ) -> Result<u64> {
-        context::batch_create_nodes(&self.id, label, &rows(rows_))
-            .map_err(|e| wire::graph_error(e).into())
+    ///
+    /// Rows are taken from the iterator as they are written, a thousand at a
+    /// time, so an ingest of any size fits in the guest's memory, and the
+    /// host writes each chunk while the next is being built. A failed chunk
+    /// fails the migration.
+    pub fn create_nodes(&self, label: &str, rows: impl IntoIterator<Item = Params>) -> Result<u64> {
+        stream(context::open_create_nodes(&self.id, label), rows)
     }
 
     /// Merges one `label` node per row on the `key` properties; returns how many
-    /// were created (existing nodes are updated, not tagged).
+    /// were created (existing nodes are updated, not tagged). Streams its rows
+    /// as [`Batch::create_nodes`] does.
     pub fn merge_nodes(
         &self,
         label: &str,
         key: &[&str],
-        rows_: impl IntoIterator<Item = Params>,
+        rows: impl IntoIterator<Item = Params>,
     ) -> Result<u64> {
         let key: Vec<String> = key.iter().map(|k| k.to_string()).collect();
-        context::batch_merge_nodes(&self.id, label, &key, &rows(rows_))
-            .map_err(|e| wire::graph_error(e).into())
+        stream(context::open_merge_nodes(&self.id, label, &key), rows)
     }
 
     /// Creates one `rel_type` relationship per row between the nodes `from` and
-    /// `to` find; the row's other fields become its properties.
+    /// `to` find; the row's other fields become its properties. Streams its
+    /// rows as [`Batch::create_nodes`] does.
     pub fn create_relationships(
         &self,
         rel_type: &str,
         from: &Endpoint,
         to: &Endpoint,
-        rows_: impl IntoIterator<Item = Params>,
+        rows: impl IntoIterator<Item = Params>,
     ) -> Result<u64> {
-        context::batch_create_relationships(&self.id, rel_type, &from.0, &to.0, &rows(rows_))
-            .map_err(|e| wire::graph_error(e).into())
+        stream(
+            context::open_create_relationships(&self.id, rel_type, &from.0, &to.0),
+            rows,
+        )
     }
 }

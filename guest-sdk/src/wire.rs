@@ -14,6 +14,21 @@ pub(crate) fn to_wit(value: &Value) -> WitValue {
     WitValue { nodes }
 }
 
+/// As [`to_wit`], moving the value: a row's strings are handed on, not copied.
+pub(crate) fn into_wit(value: Value) -> WitValue {
+    let node = match value {
+        Value::Null => ValueNode::Null,
+        Value::Bool(b) => ValueNode::Boolean(b),
+        Value::Int(i) => ValueNode::Integer(i),
+        Value::Float(f) => ValueNode::Float(f),
+        Value::String(s) => ValueNode::Text(s),
+        Value::Bytes(b) => ValueNode::Bytes(b),
+        Value::Other(s) => ValueNode::Other(s),
+        nested => return to_wit(&nested),
+    };
+    WitValue { nodes: vec![node] }
+}
+
 fn push(value: &Value, nodes: &mut Vec<ValueNode>) -> u32 {
     let index = nodes.len();
     nodes.push(ValueNode::Null);

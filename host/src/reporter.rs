@@ -69,7 +69,9 @@ pub trait Reporter: Send + Sync {
     fn migration_failed(&self, _migration: &Migration, _failure: &MigrationFailure) {}
     /// A chunk of the tracked batch named `batch` committed: `done` of `total`
     /// rows written (first called with 0 when the batch has several chunks).
-    fn batch_progress(&self, _migration: &str, _batch: &str, _done: u64, _total: u64) {}
+    /// A guest's batch writer does not say how many rows will come: `total`
+    /// is `None` until it finishes, then `Some(done)`.
+    fn batch_progress(&self, _migration: &str, _batch: &str, _done: u64, _total: Option<u64>) {}
     /// A guest wrote a log line.
     fn guest_log(&self, _migration: &str, _level: LogLevel, _message: &str) {}
     /// `graphmig build` starts building a migration source folder.

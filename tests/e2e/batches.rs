@@ -56,7 +56,7 @@ fn batches_ingest_in_chunks_and_record_what_they_wrote() {
         ]
     );
     let chunks: i64 = conn
-        .query_row("SELECT count(*) FROM statements WHERE query LIKE 'UNWIND $rows AS row CREATE (n:`Person`)%'", [], |r| r.get(0))
+        .query_row("SELECT count(*) FROM statements WHERE query LIKE 'UNWIND $rows AS row CREATE (n:`Person`%'", [], |r| r.get(0))
         .expect("chunks");
     assert_eq!(chunks, 3, "12 rows in chunks of 5");
 }
@@ -71,6 +71,42 @@ fn a_failed_migration_deletes_its_batches() {
     assert!(out.contains("batch `ghosts` deleted"), "{out}");
     assert_eq!(project.db.count("Ghost"), 0);
     assert_eq!(project.states(), states(&[("1", "failed")]));
+}
+
+#[test]
+fn a_failed_chunk_of_a_streamed_batch_fails_the_migration_even_if_the_guest_ignores_it() {
+    let project = Project::new("");
+    project.write_extra_config("[batches]\nchunk-size = 5\n");
+    project.add("V41__batch_stream_fails", "V1__batch_stream_fails");
+    let output = project.graphmig(&["run"]);
+    let out = text(&output);
+    assert_eq!(output.status.code(), Some(1), "{out}");
+    assert!(
+        out.contains("UNWIND $rows AS row CREATE (n:`Ghost`"),
+        "the failing chunk is named: {out}"
+    );
+    assert!(out.contains("batch `ghosts` deleted"), "{out}");
+    assert_eq!(
+        project.db.count("Ghost"),
+        0,
+        "the five committed chunks went"
+    );
+    assert_eq!(project.states(), states(&[("1", "failed")]));
+
+    let conn =
+        rusqlite::Connection::open(project.dir.path().join(".graphmig/ledger.db")).expect("ledger");
+    let outcomes: Vec<String> = conn
+        .prepare("SELECT outcome FROM statements WHERE query LIKE 'UNWIND%' ORDER BY seq")
+        .expect("prepare")
+        .query_map([], |r| r.get(0))
+        .expect("query")
+        .collect::<Result<_, _>>()
+        .expect("rows");
+    assert_eq!(
+        outcomes,
+        ["ok", "ok", "ok", "ok", "ok", "error"],
+        "five chunks committed, the sixth failed, nothing was sent after it"
+    );
 }
 
 #[test]

@@ -126,14 +126,14 @@ impl Reporter for ConsoleReporter {
         eprintln!("warning: {message}");
     }
 
-    fn batch_progress(&self, migration: &str, batch: &str, done: u64, total: u64) {
+    fn batch_progress(&self, migration: &str, batch: &str, done: u64, total: Option<u64>) {
         if self.json || !std::io::stdout().is_terminal() {
             return;
         }
         let Ok(mut slot) = self.batch_bar.lock() else {
             return;
         };
-        if done >= total {
+        if total.is_some_and(|total| done >= total) {
             if let Some((_, bar)) = slot.take() {
                 bar.finish_and_clear();
                 if let Some(spinner) = self.spinner.lock().ok().and_then(|s| s.clone()) {
@@ -142,20 +142,28 @@ impl Reporter for ConsoleReporter {
             }
             return;
         }
-        // A batch of several chunks gets a bar with its rate and time left.
+        // A batch of several chunks gets a bar with its rate and time left; a
+        // guest's writer, whose total is unknown, a counter with its rate.
         let bar = match slot.as_ref() {
             Some((id, bar)) if id == batch => bar.clone(),
             _ => {
                 if let Some((_, old)) = slot.take() {
                     old.finish_and_clear();
                 }
-                let bar = ProgressBar::new(total);
-                bar.set_style(
-                    ProgressStyle::with_template(
+                let (bar, template) = match total {
+                    Some(total) => (
+                        ProgressBar::new(total),
                         "{msg} [{bar:30}] {human_pos}/{human_len} rows, {per_sec:0}, ETA {eta}",
-                    )
-                    .unwrap_or_else(|_| ProgressStyle::default_bar())
-                    .progress_chars("=> "),
+                    ),
+                    None => (
+                        ProgressBar::no_length(),
+                        "{spinner} {msg}: {human_pos} rows, {per_sec:0}",
+                    ),
+                };
+                bar.set_style(
+                    ProgressStyle::with_template(template)
+                        .unwrap_or_else(|_| ProgressStyle::default_bar())
+                        .progress_chars("=> "),
                 );
                 bar.set_message(format!("{migration}: batch {batch}"));
                 if let Some(spinner) = self.spinner.lock().ok().and_then(|s| s.clone()) {

@@ -8,4 +8,5 @@ wasmtime::component::bindgen!({
     path: "../wit",
     imports: { default: async | trappable },
     exports: { default: async },
+    with: { "graphmig:migration/context.batch-writer": super::host_batch::BatchWriter },
 });

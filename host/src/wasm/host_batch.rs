@@ -1,10 +1,14 @@
 //! Tracked batches of the `context` interface: rows written through UNWIND in
 //! chunks that commit on their own, every node and relationship tagged with the
-//! batch id, counted, and deleted again if the migration fails.
+//! batch id, counted, and deleted again if the migration fails. One chunk is
+//! written while the next is prepared (the guest building rows, the host
+//! converting them), so an ingest goes at the database's pace.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use neo4rs::{BoltMap, BoltString, BoltType};
+use tokio::task::JoinHandle;
+use wasmtime::component::Resource;
 
 use super::bindings::graphmig::migration::types as wit;
 use super::host_context::GuestState;
@@ -14,7 +18,6 @@ use crate::graph::{Counters, GraphError, GraphErrorKind};
 use crate::journal::{BatchRecord, JournalEntry, StatementOutcome};
 use crate::policy::Class;
 use crate::schema::{quote, remove_key};
-
 fn error(code: &str, kind: wit::GraphErrorKind, message: String) -> wit::GraphError {
     wit::GraphError {
         kind,
@@ -25,44 +28,6 @@ fn error(code: &str, kind: wit::GraphErrorKind, message: String) -> wit::GraphEr
 
 use super::host_context::to_wit_error as to_wit;
 
-/// Turns the guest's rows into Bolt maps, moving names and strings rather than
-/// copying them: a large ingest holds one copy of its rows, not two.
-fn rows_to_bolt(rows: Vec<wit::Params>) -> Result<Vec<BoltType>, wit::GraphError> {
-    rows_to_bolt_tagged(rows, None)
-}
-
-/// As [`rows_to_bolt`], adding the batch tag to every row, so that the node's
-/// properties are set in one `SET n = row` (a second `SET` costs the database
-/// a second update of every node).
-fn rows_to_bolt_tagged(
-    rows: Vec<wit::Params>,
-    tag: Option<&str>,
-) -> Result<Vec<BoltType>, wit::GraphError> {
-    rows.into_iter()
-        .enumerate()
-        .map(|(i, row)| {
-            let mut map = BoltMap::with_capacity(row.len());
-            for (name, value) in row {
-                let value = value_into_bolt(value).map_err(|e| {
-                    error(
-                        "graphmig.InvalidParameter",
-                        wit::GraphErrorKind::Other,
-                        format!("row {i}, field `{name}`: {e}"),
-                    )
-                })?;
-                map.put(BoltString { value: name }, value);
-            }
-            if let Some(tag) = tag {
-                map.put(
-                    BoltString::new(BATCH_TAG),
-                    BoltType::String(BoltString::new(tag)),
-                );
-            }
-            Ok(BoltType::Map(map))
-        })
-        .collect()
-}
-
 fn valid_name(name: &str) -> Result<(), wit::GraphError> {
     if name.is_empty() || name.starts_with("__Graphmig") || name == BATCH_TAG {
         return Err(error(
@@ -72,6 +37,184 @@ fn valid_name(name: &str) -> Result<(), wit::GraphError> {
         ));
     }
     Ok(())
+}
+
+/// Which counter a batch statement's result is read from.
+#[derive(Debug, Clone, Copy)]
+enum Counts {
+    Nodes,
+    Relationships,
+}
+
+impl Counts {
+    fn of(self, counters: &Counters) -> u64 {
+        match self {
+            Counts::Nodes => counters.nodes_created,
+            Counts::Relationships => counters.relationships_created,
+        }
+    }
+}
+
+/// One batch statement: the batch it writes for (`$batch`) and its Cypher over
+/// `$rows`.
+#[derive(Debug, Clone)]
+pub(super) struct BatchStatement {
+    batch: String,
+    cypher: String,
+    counts: Counts,
+}
+
+impl BatchStatement {
+    fn create_nodes(batch: String, label: &str) -> Result<Self, wit::GraphError> {
+        valid_name(label)?;
+        Ok(BatchStatement {
+            cypher: format!(
+                // The tag is set as the node is created, from one parameter:
+                // measured on ArcadeDB, as fast as no tag at all, while a tag
+                // inside every row costs about a tenth more.
+                "UNWIND $rows AS row CREATE (n:{} {{{BATCH_TAG}: $batch}}) SET n += row",
+                quote(label)
+            ),
+            batch,
+            counts: Counts::Nodes,
+        })
+    }
+
+    fn merge_nodes(batch: String, label: &str, key: &[String]) -> Result<Self, wit::GraphError> {
+        valid_name(label)?;
+        key.iter().try_for_each(|k| valid_name(k))?;
+        if key.is_empty() {
+            return Err(error(
+                "graphmig.InvalidName",
+                wit::GraphErrorKind::Other,
+                "merge needs at least one key property".into(),
+            ));
+        }
+        let key = key
+            .iter()
+            .map(|k| format!("{0}: row.{0}", quote(k)))
+            .collect::<Vec<_>>()
+            .join(", ");
+        Ok(BatchStatement {
+            cypher: format!(
+                "UNWIND $rows AS row MERGE (n:{} {{{key}}}) ON CREATE SET n += row, n.{BATCH_TAG} = $batch ON MATCH SET n += row",
+                quote(label)
+            ),
+            batch,
+            counts: Counts::Nodes,
+        })
+    }
+
+    fn create_relationships(
+        batch: String,
+        rel_type: &str,
+        from: &wit::Endpoint,
+        to: &wit::Endpoint,
+    ) -> Result<Self, wit::GraphError> {
+        for name in [
+            rel_type,
+            &from.label,
+            &from.key,
+            &from.field,
+            &to.label,
+            &to.key,
+            &to.field,
+        ] {
+            valid_name(name)?;
+        }
+        Ok(BatchStatement {
+            cypher: format!(
+                "UNWIND $rows AS row MATCH (a:{} {{{}: row.{}}}) MATCH (b:{} {{{}: row.{}}}) \
+                 CREATE (a)-[r:{}]->(b) SET r = row, r.{BATCH_TAG} = $batch REMOVE r.{}, r.{}",
+                quote(&from.label),
+                quote(&from.key),
+                quote(&from.field),
+                quote(&to.label),
+                quote(&to.key),
+                quote(&to.field),
+                quote(rel_type),
+                remove_key(&from.field),
+                remove_key(&to.field),
+            ),
+            batch,
+            counts: Counts::Relationships,
+        })
+    }
+
+    /// Turns one guest row (the `index`th of its call) into a Bolt map, moving
+    /// names and strings rather than copying them: a large ingest holds one
+    /// copy of its rows, not two. A row may not carry the batch tag: it would
+    /// let a migration claim nodes for another batch.
+    fn row_to_bolt(index: usize, row: wit::Params) -> Result<BoltType, wit::GraphError> {
+        let mut map = BoltMap::with_capacity(row.len());
+        for (name, value) in row {
+            if name == BATCH_TAG {
+                return Err(error(
+                    "graphmig.InvalidName",
+                    wit::GraphErrorKind::Other,
+                    format!("row {index}: the field `{BATCH_TAG}` is the host's batch tag"),
+                ));
+            }
+            let value = value_into_bolt(value).map_err(|e| {
+                error(
+                    "graphmig.InvalidParameter",
+                    wit::GraphErrorKind::Other,
+                    format!("row {index}, field `{name}`: {e}"),
+                )
+            })?;
+            map.put(BoltString { value: name }, value);
+        }
+        Ok(BoltType::Map(map))
+    }
+}
+
+/// The host side of a `batch-writer`; the host's own batch functions write
+/// through one too, which the guest never sees.
+#[derive(Debug)]
+pub struct BatchWriter {
+    statement: BatchStatement,
+    /// Converted rows not sent yet: always fewer than a chunk.
+    unsent: Vec<BoltType>,
+    /// Rows handed to the database so far.
+    sent: u64,
+    /// Rows the writer will get in all, when known (for the progress bar).
+    total: Option<u64>,
+    /// What the collected chunks created.
+    created: u64,
+    /// The first failure; the writer sends nothing after it.
+    error: Option<wit::GraphError>,
+    finished: bool,
+    /// A guest's writer learns of a failed chunk late, maybe never: its
+    /// failure fails the migration. The host's batch functions hand the
+    /// failure straight back instead, and the guest may go on.
+    fails_migration: bool,
+}
+
+impl BatchWriter {
+    fn new(statement: BatchStatement, total: Option<u64>, fails_migration: bool) -> Self {
+        BatchWriter {
+            statement,
+            unsent: Vec::new(),
+            sent: 0,
+            total,
+            created: 0,
+            error: None,
+            finished: false,
+            fails_migration,
+        }
+    }
+}
+
+/// A chunk handed to the database whose outcome nobody has collected yet: at
+/// most one at a time, so chunks (a merge's above all) apply in order.
+#[derive(Debug)]
+pub(super) struct ChunkInFlight {
+    /// The writer it came from (its resource index).
+    writer: u32,
+    entry: JournalEntry,
+    /// Rows of its writer sent up to and including this chunk.
+    sent: u64,
+    task: JoinHandle<(Result<Counters, GraphError>, Duration)>,
 }
 
 impl GuestState {
@@ -94,20 +237,15 @@ impl GuestState {
         id
     }
 
-    /// Runs `statement` over `rows` in chunks, each in its own transaction (in a
-    /// dry run, in the migration's own, which is rolled back).
-    async fn write_chunks(
-        &mut self,
-        batch: &str,
-        statement: String,
-        rows: Vec<BoltType>,
-    ) -> wasmtime::Result<Result<Counters, wit::GraphError>> {
+    /// Refuses writes to a batch this migration did not begin, and writes by a
+    /// migration whose policy forbids them.
+    fn check_batch_write(&self, batch: &str) -> Result<(), wit::GraphError> {
         if !self.batches.iter().any(|b| b.id == batch) {
-            return Ok(Err(error(
+            return Err(error(
                 "graphmig.UnknownBatch",
                 wit::GraphErrorKind::Other,
                 format!("no batch `{batch}` was begun by this migration"),
-            )));
+            ));
         }
         if !self
             .settings()
@@ -115,94 +253,364 @@ impl GuestState {
             .allowed_classes()
             .contains(&Class::Write)
         {
-            return Ok(Err(error(
+            return Err(error(
                 "graphmig.Policy.Write",
                 wit::GraphErrorKind::Forbidden,
                 "denied by the `write` rule: this migration may not write".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Waits for the chunk in flight, if any, and records its outcome: journal,
+    /// batch counts, progress, and its writer's count or error. Every host
+    /// call that touches the database first comes here, so nothing of the
+    /// migration runs beside a chunk.
+    pub(super) async fn collect_chunk(&mut self) {
+        let Some(chunk) = self.chunk_in_flight.as_mut() else {
+            return;
+        };
+        let joined = (&mut chunk.task).await;
+        let Some(mut chunk) = self.chunk_in_flight.take() else {
+            return;
+        };
+        let (result, took) = joined.unwrap_or_else(|e| {
+            (
+                Err(GraphError {
+                    kind: GraphErrorKind::Other,
+                    code: "graphmig.Database".into(),
+                    message: format!("the chunk's task ended without an answer: {e}"),
+                }),
+                Duration::ZERO,
+            )
+        });
+        let handle = Resource::<BatchWriter>::new_borrow(chunk.writer);
+        let writer = self.table.get_mut(&handle).ok();
+        let (batch, counts, total, fails_migration) = match &writer {
+            Some(w) => (
+                w.statement.batch.clone(),
+                Some(w.statement.counts),
+                w.total,
+                w.fails_migration,
+            ),
+            None => (String::new(), None, None, true),
+        };
+        match result {
+            Ok(counters) => {
+                if let (Some(w), Some(counts)) = (writer, counts) {
+                    w.created += counts.of(&counters);
+                }
+                chunk.entry.counters = crate::graph::describe_counters(&counters);
+                let mut entry =
+                    chunk
+                        .entry
+                        .finish(Instant::now(), StatementOutcome::Ok, None, None, 0);
+                entry.duration_us = took.as_micros() as u64;
+                self.push_journal(entry);
+                if let Some(record) = self.batches.iter_mut().find(|b| b.id == batch) {
+                    record.nodes += counters.nodes_created;
+                    record.relationships += counters.relationships_created;
+                }
+                self.batch_progress(&batch, chunk.sent, total);
+            }
+            Err(e) => {
+                if let Some(w) = writer {
+                    w.error.get_or_insert_with(|| to_wit(&e));
+                }
+                let mut entry = chunk.entry.failed(Instant::now(), &e.code, &e.message);
+                entry.duration_us = took.as_micros() as u64;
+                if fails_migration && self.doomed.is_none() {
+                    self.doomed = Some(super::failed_statement(
+                        entry.seq,
+                        &entry.query,
+                        &e.code,
+                        &e.message,
+                    ));
+                }
+                self.push_journal(entry);
+            }
+        }
+    }
+
+    /// After the guest's call, however it ended: waits (up to `patience`) for
+    /// the chunk still in flight, so that its rows are counted in its batch
+    /// before anything is kept or deleted.
+    pub(super) async fn settle_batches(&mut self, patience: Duration) {
+        if tokio::time::timeout(patience, self.collect_chunk())
+            .await
+            .is_err()
+            && let Some(chunk) = self.chunk_in_flight.take()
+        {
+            chunk.task.abort();
+            if self.doomed.is_none() {
+                self.doomed = Some(super::failed_statement(
+                    chunk.entry.seq,
+                    &chunk.entry.query,
+                    "graphmig.Database",
+                    "a batch chunk was still being written long after the migration ended",
+                ));
+            }
+        }
+    }
+
+    /// Sends one chunk of `writer`'s rows: in a dry run inside the migration's
+    /// own transaction, at once; otherwise in a transaction of its own on a
+    /// task of its own, once the chunk before it is collected. Returns the
+    /// writer's error if it has one by then.
+    async fn send_chunk(
+        &mut self,
+        writer: &Resource<BatchWriter>,
+        chunk: Vec<BoltType>,
+    ) -> wasmtime::Result<Result<(), wit::GraphError>> {
+        self.collect_chunk().await;
+        let w = self.table.get_mut(writer)?;
+        if let Some(e) = &w.error {
+            return Ok(Err(e.clone()));
+        }
+        w.sent += chunk.len() as u64;
+        let sent = w.sent;
+        let batch = w.statement.batch.clone();
+        let cypher = w.statement.cypher.clone();
+        let index = self.next_statement()?;
+        let entry = JournalEntry::new(
+            index,
+            &cypher,
+            format!("rows: list({}), batch: string", chunk.len()),
+        );
+        let params = vec![
+            (
+                "rows".to_string(),
+                BoltType::List(neo4rs::BoltList { value: chunk }),
+            ),
+            (
+                "batch".to_string(),
+                BoltType::String(BoltString::new(&batch)),
+            ),
+        ];
+        let task = if self.is_dry_run() {
+            let started = Instant::now();
+            let result = match self.txn_mut() {
+                Some(txn) => txn.run_discarding(&cypher, params).await,
+                None => Err(GraphError {
+                    kind: GraphErrorKind::Other,
+                    code: "graphmig.NoTransaction".into(),
+                    message: "no transaction".into(),
+                }),
+            };
+            let took = started.elapsed();
+            tokio::spawn(async move { (result, took) })
+        } else {
+            let Some(db) = self.db() else {
+                return Ok(Err(error(
+                    "graphmig.NoTransaction",
+                    wit::GraphErrorKind::Other,
+                    "batches are not available while the host reads metadata".into(),
+                )));
+            };
+            tokio::spawn(async move {
+                let started = Instant::now();
+                let result = async {
+                    let mut txn = db.begin().await.map_err(|e| GraphError {
+                        kind: GraphErrorKind::Other,
+                        code: "graphmig.Database".into(),
+                        message: e.to_string(),
+                    })?;
+                    let counters = txn.run_discarding(&cypher, params).await?;
+                    txn.commit().await?;
+                    Ok(counters)
+                }
+                .await;
+                (result, started.elapsed())
+            })
+        };
+        self.chunk_in_flight = Some(ChunkInFlight {
+            writer: writer.rep(),
+            entry,
+            sent,
+            task,
+        });
+        Ok(Ok(()))
+    }
+
+    /// Converts `rows` onto `writer`'s unsent rows and sends every full chunk,
+    /// and with `flush` the rest too. A chunk is converted while the one
+    /// before it is being written.
+    async fn feed_writer(
+        &mut self,
+        writer: &Resource<BatchWriter>,
+        rows: Vec<wit::Params>,
+        flush: bool,
+    ) -> wasmtime::Result<Result<(), wit::GraphError>> {
+        let chunk_size = self.settings().batch_chunk.max(1);
+        let w = self.table.get_mut(writer)?;
+        if let Some(e) = &w.error {
+            return Ok(Err(e.clone()));
+        }
+        if w.finished {
+            return Ok(Err(error(
+                "graphmig.WriterFinished",
+                wit::GraphErrorKind::Other,
+                "this batch writer is finished".into(),
             )));
         }
-        let chunk_size = self.settings().batch_chunk.max(1);
-        let total_rows = rows.len() as u64;
-        let mut written = 0u64;
-        let mut total = Counters::default();
-        if total_rows > chunk_size as u64 {
-            self.batch_progress(batch, 0, total_rows);
-        }
-        let mut rows = rows.into_iter();
+        let mut unsent = std::mem::take(&mut w.unsent);
+        let mut rows = rows.into_iter().enumerate();
         loop {
-            // Each chunk moves out of the rows into its statement's parameters.
-            let chunk: Vec<BoltType> = rows.by_ref().take(chunk_size).collect();
-            if chunk.is_empty() {
-                break;
+            while unsent.len() < chunk_size {
+                let Some((index, row)) = rows.next() else {
+                    break;
+                };
+                match BatchStatement::row_to_bolt(index, row) {
+                    Ok(row) => unsent.push(row),
+                    Err(e) => return Ok(Err(e)),
+                }
             }
-            let chunk_rows = chunk.len() as u64;
-            let index = self.next_statement()?;
-            let started = Instant::now();
-            let mut entry = JournalEntry::new(
-                index,
-                &statement,
-                format!("rows: list({}), batch: string", chunk.len()),
-            );
-            let params = vec![
-                (
-                    "rows".to_string(),
-                    BoltType::List(neo4rs::BoltList { value: chunk }),
-                ),
-                (
-                    "batch".to_string(),
-                    BoltType::String(BoltString::new(batch)),
-                ),
-            ];
-            let result = if self.is_dry_run() {
-                match self.txn_mut() {
-                    Some(txn) => txn.run_discarding(&statement, params).await,
-                    None => Err(GraphError {
-                        kind: GraphErrorKind::Other,
-                        code: "graphmig.NoTransaction".into(),
-                        message: "no transaction".into(),
-                    }),
-                }
-            } else {
-                match self.db() {
-                    Some(db) => {
-                        async {
-                            let mut txn = db.begin().await.map_err(|e| GraphError {
-                                kind: GraphErrorKind::Other,
-                                code: "graphmig.Database".into(),
-                                message: e.to_string(),
-                            })?;
-                            let counters = txn.run_discarding(&statement, params).await?;
-                            txn.commit().await?;
-                            Ok(counters)
-                        }
-                        .await
-                    }
-                    None => Err(GraphError {
-                        kind: GraphErrorKind::Other,
-                        code: "graphmig.NoTransaction".into(),
-                        message: "batches are not available while the host reads metadata".into(),
-                    }),
-                }
-            };
-            match result {
-                Ok(counters) => {
-                    entry.counters = crate::graph::describe_counters(&counters);
-                    self.push_journal(entry.finish(started, StatementOutcome::Ok, None, None, 0));
-                    total += &counters;
-                    if let Some(record) = self.batches.iter_mut().find(|b| b.id == batch) {
-                        record.nodes += counters.nodes_created;
-                        record.relationships += counters.relationships_created;
-                    }
-                    written += chunk_rows;
-                    self.batch_progress(batch, written, total_rows);
-                }
-                Err(e) => {
-                    self.push_journal(entry.failed(started, &e.code, &e.message));
-                    return Ok(Err(to_wit(&e)));
-                }
+            // A partial chunk waits for more rows, unless this is the flush.
+            let partial_waits = !flush || unsent.is_empty();
+            if unsent.len() < chunk_size && partial_waits {
+                self.table.get_mut(writer)?.unsent = unsent;
+                return Ok(Ok(()));
+            }
+            let chunk = std::mem::replace(&mut unsent, Vec::with_capacity(chunk_size));
+            if let Err(e) = self.send_chunk(writer, chunk).await? {
+                return Ok(Err(e));
             }
         }
-        Ok(Ok(total))
+    }
+
+    /// Sends what `writer` still holds, waits for it, and returns what all of
+    /// the writer's rows created.
+    async fn finish_writer(
+        &mut self,
+        writer: &Resource<BatchWriter>,
+    ) -> wasmtime::Result<Result<u64, wit::GraphError>> {
+        if let Err(e) = self.feed_writer(writer, Vec::new(), true).await? {
+            return Ok(Err(e));
+        }
+        self.collect_chunk().await;
+        let w = self.table.get_mut(writer)?;
+        w.finished = true;
+        let (batch, sent, created, failure) = (
+            w.statement.batch.clone(),
+            w.sent,
+            w.created,
+            w.error.clone(),
+        );
+        if w.total.is_none() && sent > 0 {
+            self.batch_progress(&batch, sent, Some(sent));
+        }
+        Ok(match failure {
+            Some(e) => Err(e),
+            None => Ok(created),
+        })
+    }
+
+    /// The batch functions: all rows at once, through a writer of the host's.
+    async fn write_all(
+        &mut self,
+        statement: Result<BatchStatement, wit::GraphError>,
+        rows: Vec<wit::Params>,
+    ) -> wasmtime::Result<Result<u64, wit::GraphError>> {
+        let statement = match statement {
+            Ok(statement) => statement,
+            Err(e) => return Ok(Err(e)),
+        };
+        if let Err(e) = self.check_batch_write(&statement.batch) {
+            return Ok(Err(e));
+        }
+        let total = rows.len() as u64;
+        if total > self.settings().batch_chunk.max(1) as u64 {
+            self.batch_progress(&statement.batch, 0, Some(total));
+        }
+        let writer = self
+            .table
+            .push(BatchWriter::new(statement, Some(total), false))?;
+        let result = match self.feed_writer(&writer, rows, false).await? {
+            Ok(()) => self.finish_writer(&writer).await?,
+            Err(e) => Err(e),
+        };
+        // A chunk may still be in flight after a bad row.
+        self.collect_chunk().await;
+        self.table.delete(writer)?;
+        Ok(result)
+    }
+
+    /// Opens a guest's writer.
+    fn open_writer(
+        &mut self,
+        statement: Result<BatchStatement, wit::GraphError>,
+    ) -> wasmtime::Result<Result<Resource<BatchWriter>, wit::GraphError>> {
+        let statement = match statement {
+            Ok(statement) => statement,
+            Err(e) => return Ok(Err(e)),
+        };
+        if let Err(e) = self.check_batch_write(&statement.batch) {
+            return Ok(Err(e));
+        }
+        Ok(Ok(self
+            .table
+            .push(BatchWriter::new(statement, None, true))?))
+    }
+
+    pub(super) fn open_create_nodes_impl(
+        &mut self,
+        batch: String,
+        label: String,
+    ) -> wasmtime::Result<Result<Resource<BatchWriter>, wit::GraphError>> {
+        self.open_writer(BatchStatement::create_nodes(batch, &label))
+    }
+
+    pub(super) fn open_merge_nodes_impl(
+        &mut self,
+        batch: String,
+        label: String,
+        key: Vec<String>,
+    ) -> wasmtime::Result<Result<Resource<BatchWriter>, wit::GraphError>> {
+        self.open_writer(BatchStatement::merge_nodes(batch, &label, &key))
+    }
+
+    pub(super) fn open_create_relationships_impl(
+        &mut self,
+        batch: String,
+        rel_type: String,
+        from: wit::Endpoint,
+        to: wit::Endpoint,
+    ) -> wasmtime::Result<Result<Resource<BatchWriter>, wit::GraphError>> {
+        self.open_writer(BatchStatement::create_relationships(
+            batch, &rel_type, &from, &to,
+        ))
+    }
+
+    pub(super) async fn writer_write_impl(
+        &mut self,
+        writer: Resource<BatchWriter>,
+        rows: Vec<wit::Params>,
+    ) -> wasmtime::Result<Result<(), wit::GraphError>> {
+        self.feed_writer(&writer, rows, false).await
+    }
+
+    pub(super) async fn writer_finish_impl(
+        &mut self,
+        writer: Resource<BatchWriter>,
+    ) -> wasmtime::Result<Result<u64, wit::GraphError>> {
+        self.finish_writer(&writer).await
+    }
+
+    /// The guest dropped its writer: rows it did not send are discarded; a
+    /// chunk still in flight is collected first, so its outcome is recorded.
+    pub(super) async fn writer_drop_impl(
+        &mut self,
+        writer: Resource<BatchWriter>,
+    ) -> wasmtime::Result<()> {
+        if self
+            .chunk_in_flight
+            .as_ref()
+            .is_some_and(|c| c.writer == writer.rep())
+        {
+            self.collect_chunk().await;
+        }
+        self.table.delete(writer)?;
+        Ok(())
     }
 
     pub(super) async fn batch_create_nodes_impl(
@@ -211,21 +619,8 @@ impl GuestState {
         label: String,
         rows: Vec<wit::Params>,
     ) -> wasmtime::Result<Result<u64, wit::GraphError>> {
-        if let Err(e) = valid_name(&label) {
-            return Ok(Err(e));
-        }
-        let rows = match rows_to_bolt_tagged(rows, Some(&batch)) {
-            Ok(rows) => rows,
-            Err(e) => return Ok(Err(e)),
-        };
-        let statement = format!(
-            "UNWIND $rows AS row CREATE (n:{}) SET n = row",
-            quote(&label)
-        );
-        Ok(self
-            .write_chunks(&batch, statement, rows)
-            .await?
-            .map(|c| c.nodes_created))
+        self.write_all(BatchStatement::create_nodes(batch, &label), rows)
+            .await
     }
 
     pub(super) async fn batch_merge_nodes_impl(
@@ -235,34 +630,8 @@ impl GuestState {
         key: Vec<String>,
         rows: Vec<wit::Params>,
     ) -> wasmtime::Result<Result<u64, wit::GraphError>> {
-        if let Err(e) = valid_name(&label).and_then(|()| key.iter().try_for_each(|k| valid_name(k)))
-        {
-            return Ok(Err(e));
-        }
-        if key.is_empty() {
-            return Ok(Err(error(
-                "graphmig.InvalidName",
-                wit::GraphErrorKind::Other,
-                "merge needs at least one key property".into(),
-            )));
-        }
-        let rows = match rows_to_bolt(rows) {
-            Ok(rows) => rows,
-            Err(e) => return Ok(Err(e)),
-        };
-        let key = key
-            .iter()
-            .map(|k| format!("{0}: row.{0}", quote(k)))
-            .collect::<Vec<_>>()
-            .join(", ");
-        let statement = format!(
-            "UNWIND $rows AS row MERGE (n:{} {{{key}}}) ON CREATE SET n += row, n.{BATCH_TAG} = $batch ON MATCH SET n += row",
-            quote(&label)
-        );
-        Ok(self
-            .write_chunks(&batch, statement, rows)
-            .await?
-            .map(|c| c.nodes_created))
+        self.write_all(BatchStatement::merge_nodes(batch, &label, &key), rows)
+            .await
     }
 
     pub(super) async fn batch_create_relationships_impl(
@@ -273,46 +642,18 @@ impl GuestState {
         to: wit::Endpoint,
         rows: Vec<wit::Params>,
     ) -> wasmtime::Result<Result<u64, wit::GraphError>> {
-        for name in [
-            &rel_type,
-            &from.label,
-            &from.key,
-            &from.field,
-            &to.label,
-            &to.key,
-            &to.field,
-        ] {
-            if let Err(e) = valid_name(name) {
-                return Ok(Err(e));
-            }
-        }
-        let rows = match rows_to_bolt(rows) {
-            Ok(rows) => rows,
-            Err(e) => return Ok(Err(e)),
-        };
-        let statement = format!(
-            "UNWIND $rows AS row MATCH (a:{} {{{}: row.{}}}) MATCH (b:{} {{{}: row.{}}}) \
-             CREATE (a)-[r:{}]->(b) SET r = row, r.{BATCH_TAG} = $batch REMOVE r.{}, r.{}",
-            quote(&from.label),
-            quote(&from.key),
-            quote(&from.field),
-            quote(&to.label),
-            quote(&to.key),
-            quote(&to.field),
-            quote(&rel_type),
-            remove_key(&from.field),
-            remove_key(&to.field),
-        );
-        Ok(self
-            .write_chunks(&batch, statement, rows)
-            .await?
-            .map(|c| c.relationships_created))
+        self.write_all(
+            BatchStatement::create_relationships(batch, &rel_type, &from, &to),
+            rows,
+        )
+        .await
     }
 
     pub(super) async fn delete_batch_impl(
         &mut self,
         batch: String,
     ) -> wasmtime::Result<Result<u64, wit::GraphError>> {
+        self.collect_chunk().await;
         let index = self.next_statement()?;
         let started = Instant::now();
         let mut entry = JournalEntry::new(index, &format!("delete batch {batch}"), String::new());

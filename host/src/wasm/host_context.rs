@@ -6,7 +6,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use neo4rs::BoltType;
-use wasmtime::component::ResourceTable;
+use wasmtime::component::{Resource, ResourceTable};
+
+use super::host_batch::BatchWriter;
 use wasmtime_wasi::WasiCtx;
 
 use super::bindings::graphmig::migration::{context, types};
@@ -47,7 +49,9 @@ pub struct GuestState {
     txn: Option<GraphTxn>,
     datasets: Option<Arc<cap_std::fs::Dir>>,
     db: Option<Arc<GraphDb>>,
-    doomed: Option<FailedStatement>,
+    pub(super) doomed: Option<FailedStatement>,
+    /// A tracked batch's chunk being written while the guest goes on.
+    pub(super) chunk_in_flight: Option<super::host_batch::ChunkInFlight>,
     journal: Vec<JournalEntry>,
     schema_steps: Vec<SchemaStep>,
     pub(super) batches: Vec<BatchRecord>,
@@ -105,6 +109,7 @@ impl GuestState {
             batch_prefix: env.batch_prefix,
             db: env.db,
             doomed: None,
+            chunk_in_flight: None,
             journal: Vec::new(),
             schema_steps: Vec::new(),
             batches: Vec::new(),
@@ -186,7 +191,7 @@ impl GuestState {
     }
 
     /// Tells the reporter how far batch `batch` (an id) got, by its name.
-    pub(super) fn batch_progress(&self, batch: &str, done: u64, total: u64) {
+    pub(super) fn batch_progress(&self, batch: &str, done: u64, total: Option<u64>) {
         let name = self
             .batches
             .iter()
@@ -321,12 +326,34 @@ fn bolt_size(value: &BoltType) -> u64 {
 
 impl types::Host for GuestState {}
 
+impl context::HostBatchWriter for GuestState {
+    async fn write(
+        &mut self,
+        writer: Resource<BatchWriter>,
+        rows: Vec<types::Params>,
+    ) -> wasmtime::Result<Result<(), types::GraphError>> {
+        self.writer_write_impl(writer, rows).await
+    }
+
+    async fn finish(
+        &mut self,
+        writer: Resource<BatchWriter>,
+    ) -> wasmtime::Result<Result<u64, types::GraphError>> {
+        self.writer_finish_impl(writer).await
+    }
+
+    async fn drop(&mut self, writer: Resource<BatchWriter>) -> wasmtime::Result<()> {
+        self.writer_drop_impl(writer).await
+    }
+}
+
 impl context::Host for GuestState {
     async fn run_cypher(
         &mut self,
         query: String,
         params: Vec<(String, types::Value)>,
     ) -> wasmtime::Result<Result<types::QueryResult, types::GraphError>> {
+        self.collect_chunk().await;
         let index = self.journal.len() as u32 + 1;
         let limits = self.settings.limits;
         if index > limits.statements {
@@ -531,6 +558,7 @@ impl context::Host for GuestState {
         &mut self,
         constraint: types::Constraint,
     ) -> wasmtime::Result<Result<String, types::SchemaError>> {
+        self.collect_chunk().await;
         self.create_constraint_impl(constraint).await
     }
 
@@ -538,6 +566,7 @@ impl context::Host for GuestState {
         &mut self,
         name: String,
     ) -> wasmtime::Result<Result<(), types::SchemaError>> {
+        self.collect_chunk().await;
         self.drop_impl(name, true).await
     }
 
@@ -545,6 +574,7 @@ impl context::Host for GuestState {
         &mut self,
         index: types::Index,
     ) -> wasmtime::Result<Result<String, types::SchemaError>> {
+        self.collect_chunk().await;
         self.create_index_impl(index).await
     }
 
@@ -552,12 +582,14 @@ impl context::Host for GuestState {
         &mut self,
         name: String,
     ) -> wasmtime::Result<Result<(), types::SchemaError>> {
+        self.collect_chunk().await;
         self.drop_impl(name, false).await
     }
 
     async fn schema(
         &mut self,
     ) -> wasmtime::Result<Result<Vec<types::SchemaElement>, types::SchemaError>> {
+        self.collect_chunk().await;
         self.schema_impl().await
     }
 
@@ -566,6 +598,7 @@ impl context::Host for GuestState {
         from: String,
         to: String,
     ) -> wasmtime::Result<Result<u64, types::GraphError>> {
+        self.collect_chunk().await;
         self.rename_label_impl(from, to).await
     }
 
@@ -574,6 +607,7 @@ impl context::Host for GuestState {
         from: String,
         to: String,
     ) -> wasmtime::Result<Result<u64, types::GraphError>> {
+        self.collect_chunk().await;
         self.rename_type_impl(from, to).await
     }
 
@@ -584,6 +618,7 @@ impl context::Host for GuestState {
         from: String,
         to: String,
     ) -> wasmtime::Result<Result<u64, types::GraphError>> {
+        self.collect_chunk().await;
         self.rename_property_impl(entity, label, from, to).await
     }
 
@@ -594,6 +629,7 @@ impl context::Host for GuestState {
         name: String,
         default: types::Value,
     ) -> wasmtime::Result<Result<u64, types::GraphError>> {
+        self.collect_chunk().await;
         self.add_property_impl(entity, label, name, default).await
     }
 
@@ -603,6 +639,7 @@ impl context::Host for GuestState {
         label: String,
         name: String,
     ) -> wasmtime::Result<Result<u64, types::GraphError>> {
+        self.collect_chunk().await;
         self.remove_property_impl(entity, label, name).await
     }
 
@@ -639,6 +676,33 @@ impl context::Host for GuestState {
     ) -> wasmtime::Result<Result<u64, types::GraphError>> {
         self.batch_create_relationships_impl(batch, rel_type, from, to, rows)
             .await
+    }
+
+    async fn open_create_nodes(
+        &mut self,
+        batch: String,
+        label: String,
+    ) -> wasmtime::Result<Result<Resource<BatchWriter>, types::GraphError>> {
+        self.open_create_nodes_impl(batch, label)
+    }
+
+    async fn open_merge_nodes(
+        &mut self,
+        batch: String,
+        label: String,
+        key: Vec<String>,
+    ) -> wasmtime::Result<Result<Resource<BatchWriter>, types::GraphError>> {
+        self.open_merge_nodes_impl(batch, label, key)
+    }
+
+    async fn open_create_relationships(
+        &mut self,
+        batch: String,
+        rel_type: String,
+        from: types::Endpoint,
+        to: types::Endpoint,
+    ) -> wasmtime::Result<Result<Resource<BatchWriter>, types::GraphError>> {
+        self.open_create_relationships_impl(batch, rel_type, from, to)
     }
 
     async fn delete_batch(

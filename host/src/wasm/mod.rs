@@ -2,7 +2,7 @@
 
 pub mod bindings;
 pub mod cache;
-mod host_batch;
+pub mod host_batch;
 mod host_context;
 mod host_refactor;
 mod host_schema;
@@ -611,6 +611,10 @@ impl Sandbox {
                 ),
             })),
         };
+        // A batch writer's last chunk may still be in flight, however the call
+        // ended: its rows must be counted in their batch before anything is
+        // kept or deleted.
+        store.data_mut().settle_batches(limits.deadline).await;
         let fuel_consumed = match self.metered {
             true => limits.fuel.saturating_sub(store.get_fuel().unwrap_or(0)),
             false => 0,
