@@ -1373,11 +1373,20 @@ async fn commit_with_history(
         }
     };
     crash_point("before-commit");
-    txn.commit().await.map_err(|e| FailureCause::Commit {
-        code: e.code,
-        message: e.message,
-    })?;
-    Ok(entry.chain)
+    match txn.commit().await {
+        Ok(()) => {
+            fence.head.committed(&entry.chain);
+            Ok(entry.chain)
+        }
+        Err(e) => {
+            // Whether it committed is unknown: the next append reads the head.
+            fence.head.forget();
+            Err(FailureCause::Commit {
+                code: e.code,
+                message: e.message,
+            })
+        }
+    }
 }
 
 /// Walks refactorings back (`undo`, newest first) or drops their tags; returns a

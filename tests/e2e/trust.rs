@@ -539,3 +539,81 @@ fn batches_of_a_crashed_attempt_are_deleted_before_it_runs_again() {
         12
     );
 }
+
+/// Appends built on the head the runner remembers (one statement, no read of
+/// the head) still chain correctly and still check the lock: after a take-over
+/// the next append fails and leaves nothing behind.
+#[test]
+fn an_append_on_the_remembered_head_still_checks_the_lock() {
+    use graphmig::config::{DatabaseSettings, Secret};
+    use graphmig::graph::history::HistoryDraft;
+    use graphmig::graph::lock::LockSettings;
+    use graphmig::ledger::Action;
+    use std::sync::Arc;
+
+    let db = crate::support::Db::fresh();
+    let settings = DatabaseSettings {
+        uri: db.bolt_uri(),
+        user: "root".into(),
+        password: Secret::new(db.server.password.as_str()),
+        database: db.name.clone(),
+        connect_timeout: Duration::from_secs(10),
+        history_database: None,
+        dialect: None,
+    };
+    let draft = |key: &str| HistoryDraft {
+        action: Action::Up,
+        key: key.into(),
+        description: format!("step {key}"),
+        checksum: graphmig::Checksum::of(key.as_bytes()),
+        attempt_key: format!("attempt-{key}"),
+        applied_at: "2026-11-22T00:00:00Z".into(),
+        applied_by: "test".into(),
+    };
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    runtime.block_on(async {
+        let graph = Arc::new(
+            graphmig::GraphDb::connect(&settings)
+                .await
+                .expect("connect"),
+        );
+        graph.ensure_history_schema().await.expect("history schema");
+        let lock = graph
+            .acquire_lock("tester", LockSettings::default(), &|_| {})
+            .await
+            .expect("lock");
+        let fence = lock.fence().clone();
+
+        let mut links = Vec::new();
+        for key in ["1", "2"] {
+            let mut txn = graph.begin().await.expect("begin");
+            let entry = txn
+                .append_history(&fence, &draft(key))
+                .await
+                .expect("append");
+            txn.commit().await.expect("commit");
+            fence.head.committed(&entry.chain);
+            links.push(entry);
+        }
+        assert_eq!(links[1].chain.seq, 2);
+        assert_eq!(
+            links[1].previous, links[0].chain.hash,
+            "the remembered head is the real one"
+        );
+        let history = graph.read_history().await.expect("history");
+        assert_eq!(
+            history.iter().map(|e| e.chain.clone()).collect::<Vec<_>>(),
+            links.iter().map(|e| e.chain.clone()).collect::<Vec<_>>()
+        );
+
+        db.query("MATCH (l:__GraphmigLock) SET l.generation = l.generation + 1");
+        let mut txn = graph.begin().await.expect("begin");
+        let error = txn
+            .append_history(&fence, &draft("3"))
+            .await
+            .expect_err("the lock was taken over");
+        assert_eq!(error.code, "graphmig.LockLost", "{error:?}");
+        let _ = txn.rollback().await;
+    });
+    assert_eq!(db.count("__GraphmigMigration"), 2, "nothing was appended");
+}

@@ -66,7 +66,49 @@ pub struct Fence {
     pub owner: String,
     /// The lock's generation, bumped by every take-over.
     pub generation: i64,
+    /// The chain's head as this holder last committed it.
+    pub head: HeadHint,
 }
+
+/// The history's head as the lock holder last committed it. While the lock is
+/// held nobody else appends, so the next append needs neither to read the
+/// head nor a second statement: it checks the fence and creates the entry at
+/// once, and the unique `seq` constraint refuses it should the hint ever be
+/// stale. Set only after a confirmed commit; cleared when a commit's outcome
+/// is unknown.
+#[derive(Debug, Clone, Default)]
+pub struct HeadHint(std::sync::Arc<std::sync::Mutex<Option<ChainLink>>>);
+
+impl HeadHint {
+    /// Takes the hint: whoever appends sets it again only once that append
+    /// committed, so an append by any other path leaves no stale hint.
+    fn take(&self) -> Option<ChainLink> {
+        self.0.lock().ok().and_then(|mut head| head.take())
+    }
+
+    /// Records `link` as the head, after its entry committed.
+    pub fn committed(&self, link: &ChainLink) {
+        if let Ok(mut head) = self.0.lock() {
+            *head = Some(link.clone());
+        }
+    }
+
+    /// Forgets the head: the next append reads it from the graph.
+    pub fn forget(&self) {
+        if let Ok(mut head) = self.0.lock() {
+            *head = None;
+        }
+    }
+}
+
+/// A hint never makes two fences differ: a fence is its owner and generation.
+impl PartialEq for HeadHint {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for HeadHint {}
 
 pub(crate) fn text(row: &[(String, BoltType)], column: &str) -> Option<String> {
     row.iter()
@@ -212,6 +254,35 @@ impl GraphTxn {
         fence: &Fence,
         draft: &HistoryDraft,
     ) -> Result<HistoryEntry, GraphError> {
+        let lock_lost = || {
+            GraphError {
+            kind: GraphErrorKind::Other,
+            code: "graphmig.LockLost".into(),
+            message: "this runner no longer holds the lock (it expired and was taken over); nothing was committed".into(),
+        }
+        };
+        if let Some(head) = fence.head.take() {
+            // The fence and the append in one statement.
+            let entry = entry_after(head.seq, head.hash, draft);
+            let mut params = entry_params(&entry);
+            params.extend([
+                ("owner".into(), s(&fence.owner)),
+                ("generation".into(), i(fence.generation)),
+            ]);
+            let created = self
+                .run_discarding(
+                    &format!(
+                        "MATCH (l:{LOCK_LABEL} {{id: 'graphmig'}}) WHERE l.owner = $owner AND l.generation = $generation
+                         {CREATE_ENTRY}"
+                    ),
+                    params,
+                )
+                .await?;
+            return match created.nodes_created {
+                1 => Ok(entry),
+                _ => Err(lock_lost()),
+            };
+        }
         // The fence and the chain's head in one round trip.
         let head = self
             .run(
@@ -226,48 +297,51 @@ impl GraphTxn {
             )
             .await?;
         if head.first().and_then(|row| text(row, "owner")).is_none() {
-            return Err(GraphError {
-                kind: GraphErrorKind::Other,
-                code: "graphmig.LockLost".into(),
-                message: "this runner no longer holds the lock (it expired and was taken over); nothing was committed".into(),
-            });
+            return Err(lock_lost());
         }
         let (seq, previous) = head
             .first()
             .and_then(|row| Some((int(row, "seq")?, text(row, "hash")?)))
             .unwrap_or((0, CHAIN_ORIGIN.to_string()));
-        let hash = chain_hash(&previous, draft.action, &draft.key, &draft.checksum);
-        let entry = HistoryEntry {
-            chain: ChainLink { seq: seq + 1, hash },
-            previous,
-            action: draft.action,
-            key: draft.key.clone(),
-            description: draft.description.clone(),
-            checksum: draft.checksum.clone(),
-            attempt_key: draft.attempt_key.clone(),
-            applied_at: draft.applied_at.clone(),
-            applied_by: draft.applied_by.clone(),
-        };
-        self.run_discarding(
-            &format!(
-                "CREATE (:{HISTORY_LABEL} {{seq: $seq, chain_hash: $hash, previous: $previous, action: $action,
-                 key: $key, version: $key, description: $description, checksum: $checksum, attempt: $attempt,
-                 applied_at: $applied_at, applied_by: $applied_by}})"
-            ),
-            vec![
-                ("seq".into(), i(entry.chain.seq)),
-                ("hash".into(), s(&entry.chain.hash)),
-                ("previous".into(), s(&entry.previous)),
-                ("action".into(), s(entry.action.as_str())),
-                ("key".into(), s(&entry.key)),
-                ("description".into(), s(&entry.description)),
-                ("checksum".into(), s(entry.checksum.as_str())),
-                ("attempt".into(), s(&entry.attempt_key)),
-                ("applied_at".into(), s(&entry.applied_at)),
-                ("applied_by".into(), s(&entry.applied_by)),
-            ],
-        )
-        .await?;
+        let entry = entry_after(seq, previous, draft);
+        self.run_discarding(CREATE_ENTRY, entry_params(&entry))
+            .await?;
         Ok(entry)
     }
+}
+
+/// Creates a history node from `$seq`, `$hash` and the entry's other parameters.
+const CREATE_ENTRY: &str = "CREATE (:__GraphmigMigration {seq: $seq, chain_hash: $hash, previous: $previous, action: $action,
+     key: $key, version: $key, description: $description, checksum: $checksum, attempt: $attempt,
+     applied_at: $applied_at, applied_by: $applied_by})";
+
+/// The entry that follows head `seq`, whose hash is `previous`.
+fn entry_after(seq: i64, previous: String, draft: &HistoryDraft) -> HistoryEntry {
+    let hash = chain_hash(&previous, draft.action, &draft.key, &draft.checksum);
+    HistoryEntry {
+        chain: ChainLink { seq: seq + 1, hash },
+        previous,
+        action: draft.action,
+        key: draft.key.clone(),
+        description: draft.description.clone(),
+        checksum: draft.checksum.clone(),
+        attempt_key: draft.attempt_key.clone(),
+        applied_at: draft.applied_at.clone(),
+        applied_by: draft.applied_by.clone(),
+    }
+}
+
+fn entry_params(entry: &HistoryEntry) -> Vec<(String, BoltType)> {
+    vec![
+        ("seq".into(), i(entry.chain.seq)),
+        ("hash".into(), s(&entry.chain.hash)),
+        ("previous".into(), s(&entry.previous)),
+        ("action".into(), s(entry.action.as_str())),
+        ("key".into(), s(&entry.key)),
+        ("description".into(), s(&entry.description)),
+        ("checksum".into(), s(entry.checksum.as_str())),
+        ("attempt".into(), s(&entry.attempt_key)),
+        ("applied_at".into(), s(&entry.applied_at)),
+        ("applied_by".into(), s(&entry.applied_by)),
+    ]
 }

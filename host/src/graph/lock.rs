@@ -9,7 +9,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use neo4rs::BoltType;
 
 use super::GraphDb;
-use super::history::{Fence, LOCK_LABEL, int, text};
+use super::history::{Fence, HeadHint, LOCK_LABEL, int, text};
 use crate::error::Error;
 
 /// How the lock behaves.
@@ -121,6 +121,7 @@ impl GraphDb {
             Fence {
                 owner: owner.to_string(),
                 generation: holder.generation,
+                head: HeadHint::default(),
             }
         } else if holder.expires_at < now {
             // The holder stopped refreshing: take the lease over, bumping the
@@ -147,6 +148,7 @@ impl GraphDb {
                 Ok(rows) if !rows.is_empty() => Fence {
                     owner: owner.to_string(),
                     generation,
+                    head: HeadHint::default(),
                 },
                 _ => {
                     let _ = txn.rollback().await;
