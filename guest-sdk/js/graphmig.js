@@ -45,9 +45,9 @@ import {
   addProperty as hostAddProperty,
   removeProperty as hostRemoveProperty,
   beginBatch as hostBeginBatch,
-  batchCreateNodes as hostBatchCreateNodes,
-  batchMergeNodes as hostBatchMergeNodes,
-  batchCreateRelationships as hostBatchCreateRelationships,
+  openCreateNodes as hostOpenCreateNodes,
+  openMergeNodes as hostOpenMergeNodes,
+  openCreateRelationships as hostOpenCreateRelationships,
   deleteBatch as hostDeleteBatch,
   log as hostLog,
   readDataset as hostReadDataset,
@@ -333,20 +333,48 @@ function toParams(obj, what) {
   return entriesOf(obj, what).map(([k, v]) => [k, toWit(v, `${what} "${k}"`)]);
 }
 
+// Batch rows, converted one at a time as the batch writer takes them; whether `rows`
+// is iterable at all is checked at once.
 function toRows(rows, what) {
   if (rows === null || rows === undefined || typeof rows[Symbol.iterator] !== "function" || typeof rows === "string") {
     throw new TypeError(`${what} must be an array (or iterable) of objects, not ${describeType(rows)}`);
   }
-  const out = [];
+  return convertRows(rows, what);
+}
+
+function* convertRows(rows, what) {
   let i = 0;
   for (const row of rows) {
     if (row === null || typeof row !== "object") {
       throw new TypeError(`${what}[${i}] must be an object, not ${describeType(row)}`);
     }
-    out.push(toParams(row, `${what}[${i}]`));
+    yield toParams(row, `${what}[${i}]`);
     i++;
   }
-  return out;
+}
+
+// Rows handed to the host per write: the guest holds no more than this many converted
+// rows at a time, and the host writes one chunk while the next is built.
+const ROWS_PER_WRITE = 1000;
+
+// Streams `rows` through the writer `open` opens; returns what they created.
+function stream(open, rows) {
+  const wit = toRows(rows, "rows");
+  const writer = callGraph(open);
+  try {
+    let piece = [];
+    for (const row of wit) {
+      piece.push(row);
+      if (piece.length === ROWS_PER_WRITE) {
+        callGraph(() => writer.write(piece));
+        piece = [];
+      }
+    }
+    if (piece.length > 0) callGraph(() => writer.write(piece));
+    return count(callGraph(() => writer.finish()));
+  } finally {
+    if (typeof writer[Symbol.dispose] === "function") writer[Symbol.dispose]();
+  }
 }
 
 function jsInteger(i) {
@@ -673,10 +701,15 @@ export class Batch {
     Object.freeze(this);
   }
 
-  /** Creates one `label` node per row (an object of properties); returns how many were created. */
+  /**
+   * Creates one `label` node per row (an object of properties); returns how many were
+   * created. Rows (an array or any iterable, a generator too) are taken as they are
+   * written, a thousand at a time, and the host writes one chunk while the next is
+   * built. A chunk that fails fails the migration.
+   */
   createNodes(label, rows) {
-    const wit = toRows(rows, "rows");
-    return count(callGraph(() => hostBatchCreateNodes(this.id, str(label, "label"), wit)));
+    const l = str(label, "label");
+    return stream(() => hostOpenCreateNodes(this.id, l), rows);
   }
 
   /**
@@ -685,8 +718,8 @@ export class Batch {
    */
   mergeNodes(label, key, rows) {
     const keys = strings(key, "key");
-    const wit = toRows(rows, "rows");
-    return count(callGraph(() => hostBatchMergeNodes(this.id, str(label, "label"), keys, wit)));
+    const l = str(label, "label");
+    return stream(() => hostOpenMergeNodes(this.id, l, keys), rows);
   }
 
   /**
@@ -696,8 +729,8 @@ export class Batch {
   createRelationships(type, from, to, rows) {
     const f = asEndpoint(from, "from");
     const t = asEndpoint(to, "to");
-    const wit = toRows(rows, "rows");
-    return count(callGraph(() => hostBatchCreateRelationships(this.id, str(type, "type"), f, t, wit)));
+    const ty = str(type, "type");
+    return stream(() => hostOpenCreateRelationships(this.id, ty, f, t), rows);
   }
 
   /** Deletes exactly what this batch created; returns how many nodes and relationships went. */

@@ -191,6 +191,14 @@ fn each_language_fails_in_its_own_words_and_rolls_back() {
             0,
             "{language}: the write before the failure was rolled back"
         );
+        if language == "python" {
+            // 2,500 rows streamed from a generator, a thousand per write.
+            assert!(
+                out.contains("batch `echoes` deleted (2500 written)"),
+                "python: {out}"
+            );
+        }
+        assert_eq!(project.db.count("Echo"), 0, "{language}: the batch is gone");
         let status = graphmig_in(project.dir.path(), &project.db, &["status"]);
         assert!(
             text(&status).contains("failed"),

@@ -14,7 +14,7 @@ import encodings.utf_8_sig
 import io
 import json
 from dataclasses import dataclass
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Union
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Union
 
 from componentize_py_types import Err
 from wit_world.imports import context as host
@@ -23,7 +23,7 @@ from wit_world.imports import types as wit
 from . import _wire
 from .errors import DatasetError, GraphmigError, RowCountError
 from .schema import Constraint, Index, SchemaElement, element_from_wit
-from .values import Row, from_wit_row, to_wit, to_wit_params, to_wit_rows
+from .values import Row, from_wit_row, iter_wit_rows, to_wit, to_wit_params
 
 __all__ = ["Context", "Batch", "Endpoint"]
 
@@ -57,6 +57,28 @@ def _merge_params(params: Optional[Mapping[str, Any]], kw: Dict[str, Any]) -> Op
     return merged
 
 
+#: Rows handed to the host per write: the guest holds no more than this many
+#: converted rows at a time, and the host writes one chunk while the next is built.
+_ROWS_PER_WRITE = 1000
+
+
+def _stream(open_writer: Callable[[], host.BatchWriter], rows: Iterable[Mapping[str, Any]]) -> int:
+    """Streams ``rows`` through the writer ``open_writer`` opens; returns what they created."""
+    try:
+        with open_writer() as writer:
+            piece: List[Any] = []
+            for row in iter_wit_rows(rows):
+                piece.append(row)
+                if len(piece) == _ROWS_PER_WRITE:
+                    writer.write(piece)
+                    piece = []
+            if piece:
+                writer.write(piece)
+            return writer.finish()
+    except Err as e:
+        raise _wire.graph_error(e.value) from None
+
+
 class Batch:
     """A tracked batch begun with :meth:`Context.batch`.
 
@@ -64,7 +86,10 @@ class Batch:
     ``_graphmig_batch``), written in chunks that commit on their own, recorded in
     the ledger, and deleted again if the migration fails. Rows are mappings of
     field name to native value; any iterable of them (a list, a generator, the
-    result of ``ctx.read_csv``) will do.
+    result of ``ctx.read_csv``) will do. They are taken as they are written, a
+    thousand at a time, so a generator's rows never all sit in memory, and the
+    host writes one chunk while the next is built. A chunk that fails fails the
+    migration.
     """
 
     __slots__ = ("_id", "_name")
@@ -89,22 +114,14 @@ class Batch:
     def create_nodes(self, label: str, rows: Iterable[Mapping[str, Any]]) -> int:
         """Creates one ``label`` node per row, with the row as its properties;
         returns how many were created."""
-        wit_rows = to_wit_rows(rows)
-        try:
-            return host.batch_create_nodes(self._id, label, wit_rows)
-        except Err as e:
-            raise _wire.graph_error(e.value) from None
+        return _stream(lambda: host.open_create_nodes(self._id, label), rows)
 
     def merge_nodes(self, label: str, key: Union[str, Sequence[str]], rows: Iterable[Mapping[str, Any]]) -> int:
         """Merges one ``label`` node per row on the ``key`` properties (one name or
         several); nodes it creates are tagged, nodes that existed only get the
         row's properties. Returns how many were created."""
         keys = [key] if isinstance(key, str) else list(key)
-        wit_rows = to_wit_rows(rows)
-        try:
-            return host.batch_merge_nodes(self._id, label, keys, wit_rows)
-        except Err as e:
-            raise _wire.graph_error(e.value) from None
+        return _stream(lambda: host.open_merge_nodes(self._id, label, keys), rows)
 
     def create_relationships(
         self,
@@ -116,11 +133,10 @@ class Batch:
         """Creates one relationship of ``type`` per row, from the node ``from_``
         finds to the node ``to`` finds; the row's other fields become its
         properties. Returns how many were created."""
-        wit_rows = to_wit_rows(rows)
-        try:
-            return host.batch_create_relationships(self._id, type, from_._to_wit(), to._to_wit(), wit_rows)
-        except Err as e:
-            raise _wire.graph_error(e.value) from None
+        return _stream(
+            lambda: host.open_create_relationships(self._id, type, from_._to_wit(), to._to_wit()),
+            rows,
+        )
 
     def delete(self) -> int:
         """Deletes exactly what this batch created; returns how many nodes and

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Dict, Iterable, List, Optional, Tuple
+from typing import Any, Dict, Iterable, Iterator, List, Optional, Tuple
 
 from wit_world.imports import types as wit
 
@@ -151,21 +151,20 @@ def to_wit_params(params: Optional[Mapping[str, Any]], where: str = "params") ->
         raise e.at(where) from None
 
 
-def to_wit_rows(rows: Iterable[Mapping[str, Any]], where: str = "rows") -> List[List[Tuple[str, wit.Value]]]:
-    """Converts batch rows (mappings of field name to value) into WIT rows."""
+def iter_wit_rows(rows: Iterable[Mapping[str, Any]], where: str = "rows") -> Iterator[List[Tuple[str, wit.Value]]]:
+    """Converts batch rows (mappings of field name to value) into WIT rows, one
+    at a time, as the batch writer takes them."""
     if isinstance(rows, (Mapping, str, bytes)):
         raise ValueConversionError(
             f"{where} must be an iterable of mappings (one per row), not a single {type(rows).__name__}"
         )
-    out: List[List[Tuple[str, wit.Value]]] = []
     index = 0
     try:
         for index, row in enumerate(rows):
-            out.append(_params(row))
+            yield _params(row)
     except _Invalid as e:
         e.path.append(index)
         raise e.at(where) from None
-    return out
 
 
 def _params(params: Mapping[str, Any]) -> List[Tuple[str, wit.Value]]:
