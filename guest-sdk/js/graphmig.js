@@ -362,6 +362,7 @@ function stream(open, rows) {
   const wit = toRows(rows, "rows");
   const writer = callGraph(open);
   try {
+    if (Array.isArray(rows)) writer.expectRows(BigInt(rows.length));
     let piece = [];
     for (const row of wit) {
       piece.push(row);

@@ -39,6 +39,12 @@ fn stream(
     rows: impl IntoIterator<Item = Params>,
 ) -> Result<u64> {
     let writer = writer.map_err(wire::graph_error)?;
+    let rows = rows.into_iter();
+    if let (known, Some(upper)) = rows.size_hint()
+        && known == upper
+    {
+        writer.expect_rows(known as u64);
+    }
     let mut piece = Vec::with_capacity(ROWS_PER_WRITE);
     for row in rows {
         piece.push(

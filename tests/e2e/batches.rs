@@ -157,3 +157,55 @@ fn refactorings_commit_in_chunks_and_are_walked_back_on_failure() {
         "no tags left: {tags:?}"
     );
 }
+
+/// Records what the runner tells about batch progress.
+#[derive(Default)]
+struct ProgressLog(std::sync::Mutex<Vec<(String, u64, Option<u64>)>>);
+
+impl graphmig::Reporter for ProgressLog {
+    fn batch_progress(&self, _migration: &str, batch: &str, done: u64, total: Option<u64>) {
+        self.0
+            .lock()
+            .expect("log")
+            .push((batch.to_string(), done, total));
+    }
+}
+
+#[test]
+fn a_streamed_batch_of_known_size_reports_progress_against_its_total() {
+    let project = Project::new("");
+    project.write_extra_config("[batches]\nchunk-size = 5\n");
+    project.add("V36__batch_ingest", "V1__batch_ingest");
+    project
+        .db
+        .query("CREATE (:Company {name: 'Acme', founded: 1900})");
+    let mut config =
+        graphmig::Config::load(&project.dir.path().join("graphmig.toml")).expect("config");
+    config.database.password = graphmig::config::Secret::new(project.db.server.password.as_str());
+    let log = std::sync::Arc::new(ProgressLog::default());
+    let runner = graphmig::Runner::new(config, log.clone());
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    runtime
+        .block_on(runner.run(&graphmig::RunOptions::default()))
+        .expect("run");
+    let people: Vec<(u64, Option<u64>)> = log
+        .0
+        .lock()
+        .expect("log")
+        .iter()
+        .filter(|(batch, _, _)| batch == "people")
+        .map(|(_, done, total)| (*done, *total))
+        .collect();
+    // The Rust SDK knows the iterator's exact size (12 rows) and says so, so the
+    // bar starts from zero with a total: 12 rows in chunks of 5.
+    assert_eq!(
+        people,
+        [
+            (0, Some(12)),
+            (5, Some(12)),
+            (10, Some(12)),
+            (12, Some(12)),
+            (12, Some(12))
+        ]
+    );
+}

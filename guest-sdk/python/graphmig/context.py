@@ -14,7 +14,7 @@ import encodings.utf_8_sig
 import io
 import json
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Union
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Sized, Union
 
 from componentize_py_types import Err
 from wit_world.imports import context as host
@@ -66,6 +66,8 @@ def _stream(open_writer: Callable[[], host.BatchWriter], rows: Iterable[Mapping[
     """Streams ``rows`` through the writer ``open_writer`` opens; returns what they created."""
     try:
         with open_writer() as writer:
+            if isinstance(rows, Sized):
+                writer.expect_rows(len(rows))
             piece: List[Any] = []
             for row in iter_wit_rows(rows):
                 piece.append(row)

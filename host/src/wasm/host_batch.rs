@@ -496,7 +496,8 @@ impl GuestState {
             w.created,
             w.error.clone(),
         );
-        if w.total.is_none() && sent > 0 {
+        if sent > 0 {
+            // Closes the bar, also when fewer rows came than the guest expected.
             self.batch_progress(&batch, sent, Some(sent));
         }
         Ok(match failure {
@@ -579,6 +580,25 @@ impl GuestState {
         self.open_writer(BatchStatement::create_relationships(
             batch, &rel_type, &from, &to,
         ))
+    }
+
+    pub(super) fn writer_expect_rows_impl(
+        &mut self,
+        writer: Resource<BatchWriter>,
+        rows: u64,
+    ) -> wasmtime::Result<()> {
+        let chunk_size = self.settings().batch_chunk.max(1) as u64;
+        let w = self.table.get_mut(&writer)?;
+        if w.sent > 0 || w.finished {
+            // Too late to start a bar from zero; the counter goes on.
+            return Ok(());
+        }
+        w.total = Some(rows);
+        let batch = w.statement.batch.clone();
+        if rows > chunk_size {
+            self.batch_progress(&batch, 0, Some(rows));
+        }
+        Ok(())
     }
 
     pub(super) async fn writer_write_impl(

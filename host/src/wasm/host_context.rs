@@ -327,6 +327,14 @@ fn bolt_size(value: &BoltType) -> u64 {
 impl types::Host for GuestState {}
 
 impl context::HostBatchWriter for GuestState {
+    async fn expect_rows(
+        &mut self,
+        writer: Resource<BatchWriter>,
+        rows: u64,
+    ) -> wasmtime::Result<()> {
+        self.writer_expect_rows_impl(writer, rows)
+    }
+
     async fn write(
         &mut self,
         writer: Resource<BatchWriter>,
