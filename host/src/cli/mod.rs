@@ -253,7 +253,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
         .enable_all()
         .build()?;
     let runner = Runner::new(config, reporter.clone());
-    runtime.block_on(async {
+    let work = async move {
         match cli.command {
             Command::Build | Command::Init(_) | Command::New(_) => Ok(exit::OK),
             Command::Run(args) => {
@@ -357,6 +357,15 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
                 }
                 Ok(exit::OK)
             }
+        }
+    };
+    // The work runs as a task on a worker thread, not on this one: a worker
+    // drives the sockets itself, so each answer from the database resumes the
+    // migration without a hand-over between threads (one per round trip).
+    runtime.block_on(async {
+        match tokio::spawn(work).await {
+            Ok(result) => result,
+            Err(e) => std::panic::resume_unwind(e.into_panic()),
         }
     })
 }

@@ -124,7 +124,9 @@ pub struct JournalRow {
 /// The ledger in a SQLite file.
 #[derive(Debug)]
 pub struct SqliteLedger {
-    conn: Connection,
+    /// Behind a mutex only so that the ledger is `Sync` and the runner's
+    /// futures can move between threads; one runner uses it at a time.
+    conn: std::sync::Mutex<Connection>,
     path: PathBuf,
 }
 
@@ -141,11 +143,19 @@ impl SqliteLedger {
         }
         let conn = Connection::open(path).map_err(|e| Error::ledger(path, e))?;
         let ledger = SqliteLedger {
-            conn,
+            conn: std::sync::Mutex::new(conn),
             path: path.to_path_buf(),
         };
         ledger.init()?;
         Ok(ledger)
+    }
+
+    /// The connection. A poisoned lock only means a panic elsewhere: SQLite
+    /// keeps its own consistency, so the connection is still usable.
+    fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
+        self.conn
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Opens an existing ledger without creating anything; `None` if there is none.
@@ -158,7 +168,7 @@ impl SqliteLedger {
 
     fn init(&self) -> Result<(), Error> {
         // A second runner may hold the file briefly; wait rather than fail.
-        self.conn
+        self.conn()
             .busy_timeout(std::time::Duration::from_secs(10))
             .map_err(|e| self.err(e))?;
         // WAL with synchronous=NORMAL: a commit survives a crash of graphmig,
@@ -166,14 +176,14 @@ impl SqliteLedger {
         // twice. A power loss can drop the last rows; the graph's history,
         // written in the migration's own transaction, is the truth they are
         // settled from on the next run.
-        self.conn
+        self.conn()
             .execute_batch(
                 "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
             )
             .map_err(|e| self.err(e))?;
-        self.conn.execute_batch(SCHEMA).map_err(|e| self.err(e))?;
+        self.conn().execute_batch(SCHEMA).map_err(|e| self.err(e))?;
         let version: Option<String> = self
-            .conn
+            .conn()
             .query_row(
                 "SELECT value FROM ledger_meta WHERE key = 'schema_version'",
                 [],
@@ -183,7 +193,7 @@ impl SqliteLedger {
             .map_err(|e| self.err(e))?;
         match version.as_deref() {
             None => {
-                self.conn
+                self.conn()
                     .execute(
                         "INSERT INTO ledger_meta (key, value) VALUES ('schema_version', ?1)",
                         [SCHEMA_VERSION],
@@ -218,7 +228,7 @@ impl SqliteLedger {
         attempt_key: &str,
         actor: &str,
     ) -> Result<i64, Error> {
-        self.conn
+        self.conn()
             .execute(
                 "INSERT INTO attempts (target, action, migration, description, checksum, attempt_key, actor, started_at, outcome)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'running')",
@@ -234,7 +244,7 @@ impl SqliteLedger {
                 ],
             )
             .map_err(|e| self.err(e))?;
-        Ok(self.conn.last_insert_rowid())
+        Ok(self.conn().last_insert_rowid())
     }
 
     /// Records a finished audit entry (baseline, repair, sync, unlock).
@@ -252,7 +262,7 @@ impl SqliteLedger {
         note: &str,
     ) -> Result<i64, Error> {
         let now = now_rfc3339();
-        self.conn
+        self.conn()
             .execute(
                 "INSERT INTO attempts (target, action, migration, description, checksum, chain_seq, chain_hash,
                                        attempt_key, actor, started_at, finished_at, duration_ms, outcome, error)
@@ -272,7 +282,7 @@ impl SqliteLedger {
                 ],
             )
             .map_err(|e| self.err(e))?;
-        Ok(self.conn.last_insert_rowid())
+        Ok(self.conn().last_insert_rowid())
     }
 
     /// Settles an attempt that never finished: committed (with its chain link, as
@@ -285,7 +295,7 @@ impl SqliteLedger {
                 Some("interrupted before its transaction committed; nothing of it was applied"),
             ),
         };
-        self.conn
+        self.conn()
             .execute(
                 "UPDATE attempts SET outcome = ?2, finished_at = ?3, chain_seq = ?4, chain_hash = ?5,
                         error = coalesce(?6, error)
@@ -312,7 +322,8 @@ impl SqliteLedger {
     ) -> Result<(), Error> {
         let path = self.path.clone();
         let err = |e: rusqlite::Error| Error::ledger(&path, e);
-        let tx = self.conn.transaction().map_err(err)?;
+        let mut conn = self.conn();
+        let tx = conn.transaction().map_err(err)?;
         tx.execute(
             "UPDATE attempts SET finished_at = ?2, duration_ms = ?3, fuel_consumed = ?4,
                  statements = ?5, outcome = ?6, error = ?7, chain_seq = ?8, chain_hash = ?9
@@ -418,8 +429,8 @@ impl SqliteLedger {
 
     /// Every event against `target`, oldest first.
     pub fn attempts(&self, target: &str) -> Result<Vec<Attempt>, Error> {
-        let mut stmt = self
-            .conn
+        let conn = self.conn();
+        let mut stmt = conn
             .prepare(
                 "SELECT id, action, migration, description, checksum, chain_seq, chain_hash, attempt_key,
                         actor, started_at, finished_at, duration_ms, fuel_consumed, statements, outcome, error
@@ -481,8 +492,8 @@ impl SqliteLedger {
 
     /// The statement journal of attempt `id`.
     pub fn statements(&self, id: i64) -> Result<Vec<JournalRow>, Error> {
-        let mut stmt = self
-            .conn
+        let conn = self.conn();
+        let mut stmt = conn
             .prepare(
                 "SELECT seq, query, params, duration_us, rows, counters, outcome, code, message
                  FROM statements WHERE attempt_id = ?1 ORDER BY seq",
@@ -508,8 +519,8 @@ impl SqliteLedger {
 
     /// The batches attempt `id` wrote and kept.
     pub fn batches(&self, id: i64) -> Result<Vec<KeptBatch>, Error> {
-        let mut stmt = self
-            .conn
+        let conn = self.conn();
+        let mut stmt = conn
             .prepare(
                 "SELECT batch_id, name, nodes, relationships FROM batches
                  WHERE attempt_id = ?1 AND outcome = 'kept' ORDER BY rowid",
@@ -530,8 +541,8 @@ impl SqliteLedger {
 
     /// The dataset reads of attempt `id`: path, sha256, bytes.
     pub fn dataset_reads(&self, id: i64) -> Result<Vec<(String, String, u64)>, Error> {
-        let mut stmt = self
-            .conn
+        let conn = self.conn();
+        let mut stmt = conn
             .prepare(
                 "SELECT path, sha256, bytes FROM dataset_reads WHERE attempt_id = ?1 ORDER BY seq",
             )
@@ -546,8 +557,8 @@ impl SqliteLedger {
 
     /// The guest log lines of attempt `id`, in order.
     pub fn logs(&self, id: i64) -> Result<Vec<(String, String)>, Error> {
-        let mut stmt = self
-            .conn
+        let conn = self.conn();
+        let mut stmt = conn
             .prepare("SELECT level, message FROM guest_logs WHERE attempt_id = ?1 ORDER BY seq")
             .map_err(|e| self.err(e))?;
         let rows = stmt
