@@ -429,6 +429,11 @@ impl GuestState {
             sent,
             task,
         });
+        // A task spawned from a runtime worker waits in that worker's own slot,
+        // which no other worker takes, until the current task yields; the guest
+        // would run on and the chunk would only be sent at the next collect.
+        // Yielding once lets the chunk go out now.
+        tokio::task::yield_now().await;
         Ok(Ok(()))
     }
 
