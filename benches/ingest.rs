@@ -123,7 +123,10 @@ fn ingest(c: &mut Criterion) {
         .build()
         .expect("runtime");
     let dir = tempfile::tempdir().expect("tempdir");
-    let runner = Runner::new(project(dir.path(), &server), Arc::new(SilentReporter));
+    let runner = Arc::new(Runner::new(
+        project(dir.path(), &server),
+        Arc::new(SilentReporter),
+    ));
     let graph = rt.block_on(async {
         let config = ConfigBuilder::default()
             .uri(format!("127.0.0.1:{}", server.bolt))
@@ -153,8 +156,13 @@ fn ingest(c: &mut Criterion) {
     };
     let guest_once = || {
         let started = Instant::now();
-        rt.block_on(runner.run(&RunOptions::default()))
-            .expect("run");
+        // On a runtime worker, as the CLI runs it.
+        let run = Arc::clone(&runner);
+        rt.block_on(tokio::spawn(async move {
+            run.run(&RunOptions::default()).await
+        }))
+        .expect("task")
+        .expect("run");
         let spent = started.elapsed();
         rt.block_on(runner.down(&DownOptions::default()))
             .expect("down");
