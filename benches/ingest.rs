@@ -158,11 +158,8 @@ fn ingest(c: &mut Criterion) {
         let started = Instant::now();
         // On a runtime worker, as the CLI runs it.
         let run = Arc::clone(&runner);
-        rt.block_on(tokio::spawn(async move {
-            run.run(&RunOptions::default()).await
-        }))
-        .expect("task")
-        .expect("run");
+        let task = rt.spawn(async move { run.run(&RunOptions::default()).await });
+        rt.block_on(task).expect("task").expect("run");
         let spent = started.elapsed();
         rt.block_on(runner.down(&DownOptions::default()))
             .expect("down");
