@@ -3,14 +3,21 @@
 
 use crate::support::{Project, states, text};
 
-#[test]
-fn batches_ingest_in_chunks_and_record_what_they_wrote() {
+/// The batch-ingest fixture in chunks of 5, with the company it merges into
+/// already there (batches commit on their own, so they see only committed data).
+fn batch_ingest_project() -> Project {
     let project = Project::new("");
     project.write_extra_config("[batches]\nchunk-size = 5\n");
     project.add("V36__batch_ingest", "V1__batch_ingest");
     project
         .db
         .query("CREATE (:Company {name: 'Acme', founded: 1900})");
+    project
+}
+
+#[test]
+fn batches_ingest_in_chunks_and_record_what_they_wrote() {
+    let project = batch_ingest_project();
     let output = project.graphmig(&["run"]);
     assert!(output.status.success(), "{}", text(&output));
     assert_eq!(project.db.count("Person"), 12);
@@ -173,12 +180,7 @@ impl graphmig::Reporter for ProgressLog {
 
 #[test]
 fn a_streamed_batch_of_known_size_reports_progress_against_its_total() {
-    let project = Project::new("");
-    project.write_extra_config("[batches]\nchunk-size = 5\n");
-    project.add("V36__batch_ingest", "V1__batch_ingest");
-    project
-        .db
-        .query("CREATE (:Company {name: 'Acme', founded: 1900})");
+    let project = batch_ingest_project();
     let mut config =
         graphmig::Config::load(&project.dir.path().join("graphmig.toml")).expect("config");
     config.database.password = graphmig::config::Secret::new(project.db.server.password.as_str());
