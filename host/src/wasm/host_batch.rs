@@ -191,12 +191,12 @@ pub struct BatchWriter {
 }
 
 impl BatchWriter {
-    fn new(statement: BatchStatement, total: Option<u64>, fails_migration: bool) -> Self {
+    fn new(statement: BatchStatement, fails_migration: bool) -> Self {
         BatchWriter {
             statement,
             unsent: Vec::new(),
             sent: 0,
-            total,
+            total: None,
             created: 0,
             error: None,
             finished: false,
@@ -517,20 +517,11 @@ impl GuestState {
         statement: Result<BatchStatement, wit::GraphError>,
         rows: Vec<wit::Params>,
     ) -> wasmtime::Result<Result<u64, wit::GraphError>> {
-        let statement = match statement {
-            Ok(statement) => statement,
+        let writer = match self.open_writer(statement, false)? {
+            Ok(writer) => writer,
             Err(e) => return Ok(Err(e)),
         };
-        if let Err(e) = self.check_batch_write(&statement.batch) {
-            return Ok(Err(e));
-        }
-        let total = rows.len() as u64;
-        if total > self.settings().batch_chunk.max(1) as u64 {
-            self.batch_progress(&statement.batch, 0, Some(total));
-        }
-        let writer = self
-            .table
-            .push(BatchWriter::new(statement, Some(total), false))?;
+        self.expect_rows(&writer, rows.len() as u64)?;
         let result = match self.feed_writer(&writer, rows, false).await? {
             Ok(()) => self.finish_writer(&writer).await?,
             Err(e) => Err(e),
@@ -541,10 +532,12 @@ impl GuestState {
         Ok(result)
     }
 
-    /// Opens a guest's writer.
+    /// Opens a writer: a guest's (whose failed chunk fails the migration), or
+    /// the host's own for the batch functions.
     fn open_writer(
         &mut self,
         statement: Result<BatchStatement, wit::GraphError>,
+        fails_migration: bool,
     ) -> wasmtime::Result<Result<Resource<BatchWriter>, wit::GraphError>> {
         let statement = match statement {
             Ok(statement) => statement,
@@ -555,7 +548,7 @@ impl GuestState {
         }
         Ok(Ok(self
             .table
-            .push(BatchWriter::new(statement, None, true))?))
+            .push(BatchWriter::new(statement, fails_migration))?))
     }
 
     pub(super) fn open_create_nodes_impl(
@@ -563,7 +556,7 @@ impl GuestState {
         batch: String,
         label: String,
     ) -> wasmtime::Result<Result<Resource<BatchWriter>, wit::GraphError>> {
-        self.open_writer(BatchStatement::create_nodes(batch, &label))
+        self.open_writer(BatchStatement::create_nodes(batch, &label), true)
     }
 
     pub(super) fn open_merge_nodes_impl(
@@ -572,7 +565,7 @@ impl GuestState {
         label: String,
         key: Vec<String>,
     ) -> wasmtime::Result<Result<Resource<BatchWriter>, wit::GraphError>> {
-        self.open_writer(BatchStatement::merge_nodes(batch, &label, &key))
+        self.open_writer(BatchStatement::merge_nodes(batch, &label, &key), true)
     }
 
     pub(super) fn open_create_relationships_impl(
@@ -582,9 +575,10 @@ impl GuestState {
         from: wit::Endpoint,
         to: wit::Endpoint,
     ) -> wasmtime::Result<Result<Resource<BatchWriter>, wit::GraphError>> {
-        self.open_writer(BatchStatement::create_relationships(
-            batch, &rel_type, &from, &to,
-        ))
+        self.open_writer(
+            BatchStatement::create_relationships(batch, &rel_type, &from, &to),
+            true,
+        )
     }
 
     pub(super) fn writer_expect_rows_impl(
@@ -592,8 +586,14 @@ impl GuestState {
         writer: Resource<BatchWriter>,
         rows: u64,
     ) -> wasmtime::Result<()> {
+        self.expect_rows(&writer, rows)
+    }
+
+    /// Sets how many rows `writer` will get, and starts the progress bar when
+    /// they make several chunks.
+    fn expect_rows(&mut self, writer: &Resource<BatchWriter>, rows: u64) -> wasmtime::Result<()> {
         let chunk_size = self.settings().batch_chunk.max(1) as u64;
-        let w = self.table.get_mut(&writer)?;
+        let w = self.table.get_mut(writer)?;
         if w.sent > 0 || w.finished {
             // Too late to start a bar from zero; the counter goes on.
             return Ok(());
