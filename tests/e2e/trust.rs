@@ -617,3 +617,28 @@ fn an_append_on_the_remembered_head_still_checks_the_lock() {
     });
     assert_eq!(db.count("__GraphmigMigration"), 2, "nothing was appended");
 }
+
+#[test]
+fn a_dropped_history_constraint_is_created_again() {
+    let project = Project::new("");
+    project.add("V1__create_first", "V1__create_first");
+    let constraints = || {
+        let mut names: Vec<String> = project
+            .db
+            .query("SHOW CONSTRAINTS")
+            .iter()
+            .filter_map(|row| row["name"].as_str().map(str::to_string))
+            .collect();
+        names.sort();
+        names
+    };
+    assert!(project.graphmig(&["run"]).status.success());
+    let both = ["graphmig_history_seq", "graphmig_lock_id"];
+    assert_eq!(constraints(), both);
+    // Later runs find both listed and create nothing; a missing one is noticed.
+    project.db.query("DROP CONSTRAINT graphmig_history_seq");
+    assert_eq!(constraints(), ["graphmig_lock_id"]);
+    let output = project.graphmig(&["run"]);
+    assert!(output.status.success(), "{}", text(&output));
+    assert_eq!(constraints(), both);
+}

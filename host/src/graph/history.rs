@@ -140,8 +140,13 @@ fn i(value: i64) -> BoltType {
 }
 
 impl GraphDb {
-    /// Creates the constraints the lock and history rely on, if missing.
+    /// Creates the constraints the lock and history rely on, if missing. They
+    /// are listed first: on every run but the first both exist, and one read
+    /// costs less than two schema transactions (about 5 ms on ArcadeDB).
     pub async fn ensure_history_schema(&self) -> Result<(), Error> {
+        if self.history_constraints_exist().await {
+            return Ok(());
+        }
         for statement in [
             format!(
                 "CREATE CONSTRAINT graphmig_lock_id IF NOT EXISTS FOR (l:{LOCK_LABEL}) REQUIRE l.id IS UNIQUE"
@@ -159,6 +164,43 @@ impl GraphDb {
                 .map_err(|e| self.database_error(format!("{statement}: {e}")))?;
         }
         Ok(())
+    }
+
+    /// Whether the history database lists both constraints (uniqueness of the
+    /// lock's `id` and of the entries' `seq`). Any failure to list them says
+    /// no: the caller then creates them, `IF NOT EXISTS`.
+    async fn history_constraints_exist(&self) -> bool {
+        let Ok(mut txn) = self.begin_history().await else {
+            return false;
+        };
+        let rows = txn.run("SHOW CONSTRAINTS", Vec::new()).await;
+        let _ = txn.rollback().await;
+        let Ok(rows) = rows else {
+            return false;
+        };
+        let strings = |row: &[(String, BoltType)], column: &str| -> Vec<String> {
+            match row.iter().find(|(k, _)| k == column).map(|(_, v)| v) {
+                Some(BoltType::List(items)) => items
+                    .value
+                    .iter()
+                    .filter_map(|i| match i {
+                        BoltType::String(s) => Some(s.value.clone()),
+                        _ => None,
+                    })
+                    .collect(),
+                _ => Vec::new(),
+            }
+        };
+        let unique = |label: &str, property: &str| {
+            rows.iter().any(|row| {
+                // `UNIQUENESS` on Neo4j 4.4, early 5.x and ArcadeDB;
+                // `NODE_PROPERTY_UNIQUENESS` on later 5.x.
+                text(row, "type").is_some_and(|t| t.ends_with("UNIQUENESS"))
+                    && strings(row, "labelsOrTypes") == [label]
+                    && strings(row, "properties") == [property]
+            })
+        };
+        unique(LOCK_LABEL, "id") && unique(HISTORY_LABEL, "seq")
     }
 
     /// The whole history, in chain order.
