@@ -139,8 +139,21 @@ fn folded<'a>(
     fold_state(grouped.get(id).into_iter().flatten().copied())
 }
 
-/// `user@host`, for the ledger and the graph's history.
+/// What bringing the ledger level with the graph found.
+struct Synced {
+    /// History entries copied into the ledger.
+    copied: usize,
+    /// The graph's history, as it stands afterwards.
+    history: Vec<HistoryEntry>,
+}
+
+/// `user@host`, for the ledger and the graph's history; read once per process.
 pub fn actor() -> String {
+    static ACTOR: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    ACTOR.get_or_init(read_actor).clone()
+}
+
+fn read_actor() -> String {
     let user = std::env::var("USER")
         .or_else(|_| std::env::var("USERNAME"))
         .unwrap_or_else(|_| "unknown".into());
@@ -259,7 +272,8 @@ impl Runner {
     /// whose attempt key is in the history committed; any other did not. With the
     /// history in a database of its own, the attempt's marker in the target
     /// database decides, and (holding the lock, `fence`) the missing history
-    /// entry is written now.
+    /// entry is written now. Returns whether it wrote any history entry (the
+    /// caller's copy of the history is then stale).
     async fn resolve_interrupted(
         &self,
         db: &GraphDb,
@@ -267,8 +281,8 @@ impl Runner {
         ledger: &SqliteLedger,
         attempts: &[Attempt],
         history: &[HistoryEntry],
-    ) -> Result<usize, Error> {
-        let mut resolved = 0;
+    ) -> Result<bool, Error> {
+        let mut wrote_history = false;
         for attempt in attempts.iter().filter(|a| a.outcome == Outcome::Running) {
             let mut committed = history
                 .iter()
@@ -307,6 +321,7 @@ impl Runner {
                     .await
                     .map_err(|e| db.database_error(format!("recording the history: {e}")))?;
                 committed = Some(entry.chain);
+                wrote_history = true;
             }
             if committed.is_none() {
                 // Batch chunks commit on their own: an attempt that never committed
@@ -334,25 +349,27 @@ impl Runner {
             ledger.resolve_interrupted(attempt.id, committed.as_ref())?;
             self.reporter
                 .resolved_interrupted(&attempt.description, committed.is_some());
-            resolved += 1;
         }
-        Ok(resolved)
+        Ok(wrote_history)
     }
 
     /// Copies history entries the ledger lacks (applied by other runners) into
-    /// it, after settling interrupted attempts. Returns how many were copied.
+    /// it, after settling interrupted attempts; returns how many, and the history.
     async fn sync_ledger(
         &self,
         db: &GraphDb,
         fence: &Fence,
         ledger: &SqliteLedger,
-    ) -> Result<usize, Error> {
+    ) -> Result<Synced, Error> {
         let target = self.target();
         let attempts = ledger.attempts(&target)?;
-        let history = db.read_history().await?;
-        self.resolve_interrupted(db, Some(fence), ledger, &attempts, &history)
-            .await?;
-        let history = db.read_history().await?;
+        let mut history = db.read_history().await?;
+        if self
+            .resolve_interrupted(db, Some(fence), ledger, &attempts, &history)
+            .await?
+        {
+            history = db.read_history().await?;
+        }
         let attempts = ledger.attempts(&target)?;
         let mut synced = 0;
         for entry in &history {
@@ -386,7 +403,10 @@ impl Runner {
         if synced > 0 {
             self.reporter.synced(synced);
         }
-        Ok(synced)
+        Ok(Synced {
+            copied: synced,
+            history,
+        })
     }
 
     /// Brings the ledger level with the graph (`graphmig sync`).
@@ -394,7 +414,10 @@ impl Runner {
         let ledger = SqliteLedger::open(&self.config.ledger_path)?;
         let db = self.connect().await?;
         let lock = self.lock(&db).await?;
-        let result = self.sync_ledger(&db, lock.fence(), &ledger).await;
+        let result = self
+            .sync_ledger(&db, lock.fence(), &ledger)
+            .await
+            .map(|synced| synced.copied);
         settle(result, lock.release(&db).await)
     }
 
@@ -656,8 +679,10 @@ impl Runner {
         let db = self.connect().await?;
         let lock = self.lock(&db).await?;
         let outcome = async {
-            let synced = self.sync_ledger(&db, lock.fence(), &ledger).await?;
-            let history = db.read_history().await?;
+            let Synced {
+                copied: synced,
+                history,
+            } = self.sync_ledger(&db, lock.fence(), &ledger).await?;
             let attempts = ledger.attempts(&target)?;
             let problems = self.problems(&chain, &attempts, &history);
             if !problems.is_empty() {
@@ -825,8 +850,7 @@ impl Runner {
         let db = self.connect().await?;
         let lock = self.lock(&db).await?;
         let outcome = async {
-            self.sync_ledger(&db, lock.fence(), &ledger).await?;
-            let history = db.read_history().await?;
+            let history = self.sync_ledger(&db, lock.fence(), &ledger).await?.history;
             let attempts = ledger.attempts(&target)?;
             let problems = self.problems(&chain, &attempts, &history);
             if !problems.is_empty() {
@@ -1197,8 +1221,12 @@ impl Runner {
         let attempt_key = new_attempt_key();
         env.batch_prefix = Some(attempt_key.clone());
         let who = actor();
-        let attempt =
-            ledger.begin_attempt(&self.target(), migration, action, &attempt_key, &who)?;
+        // The ledger row is written while the server answers the transaction's
+        // BEGIN (which changes nothing in the graph): BEGIN goes out first.
+        let (began, attempt) = tokio::join!(db.begin(), async {
+            ledger.begin_attempt(&self.target(), migration, action, &attempt_key, &who)
+        });
+        let attempt = attempt?;
         let fail_early = |ledger: &mut SqliteLedger, e: &Error| {
             let finish = Finish {
                 outcome: Outcome::Failed,
@@ -1211,7 +1239,7 @@ impl Runner {
             ledger.finish_attempt(attempt, &finish, &GuestRecord::default())
         };
 
-        let txn = match db.begin().await {
+        let txn = match began {
             Ok(txn) => txn,
             Err(e) => {
                 fail_early(ledger, &e)?;

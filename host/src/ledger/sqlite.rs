@@ -228,11 +228,13 @@ impl SqliteLedger {
         attempt_key: &str,
         actor: &str,
     ) -> Result<i64, Error> {
+        // Cached statements: a chain of many migrations prepares each once.
         self.conn()
-            .execute(
+            .prepare_cached(
                 "INSERT INTO attempts (target, action, migration, description, checksum, attempt_key, actor, started_at, outcome)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'running')",
-                params![
+            )
+            .and_then(|mut insert| insert.execute(params![
                     target,
                     action.as_str(),
                     migration.id().key(),
@@ -241,8 +243,7 @@ impl SqliteLedger {
                     attempt_key,
                     actor,
                     now_rfc3339(),
-                ],
-            )
+                ]))
             .map_err(|e| self.err(e))?;
         Ok(self.conn().last_insert_rowid())
     }
@@ -324,11 +325,13 @@ impl SqliteLedger {
         let err = |e: rusqlite::Error| Error::ledger(&path, e);
         let mut conn = self.conn();
         let tx = conn.transaction().map_err(err)?;
-        tx.execute(
+        tx.prepare_cached(
             "UPDATE attempts SET finished_at = ?2, duration_ms = ?3, fuel_consumed = ?4,
                  statements = ?5, outcome = ?6, error = ?7, chain_seq = ?8, chain_hash = ?9
              WHERE id = ?1",
-            params![
+        )
+        .and_then(|mut update| {
+            update.execute(params![
                 id,
                 now_rfc3339(),
                 finish.duration_ms as i64,
@@ -338,12 +341,12 @@ impl SqliteLedger {
                 finish.error,
                 finish.chain.as_ref().map(|c| c.seq),
                 finish.chain.as_ref().map(|c| c.hash.as_str()),
-            ],
-        )
+            ])
+        })
         .map_err(err)?;
         {
             let mut insert = tx
-                .prepare(
+                .prepare_cached(
                     "INSERT INTO guest_logs (attempt_id, seq, level, message) VALUES (?1, ?2, ?3, ?4)",
                 )
                 .map_err(err)?;
@@ -353,7 +356,7 @@ impl SqliteLedger {
                     .map_err(err)?;
             }
             let mut insert = tx
-                .prepare(
+                .prepare_cached(
                     "INSERT INTO statements (attempt_id, seq, query, params, duration_us, rows, counters, outcome, code, message)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
                 )
@@ -375,7 +378,7 @@ impl SqliteLedger {
                     .map_err(err)?;
             }
             let mut insert = tx
-                .prepare(
+                .prepare_cached(
                     "INSERT INTO batches (attempt_id, batch_id, name, nodes, relationships, outcome) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                 )
                 .map_err(err)?;
@@ -392,7 +395,7 @@ impl SqliteLedger {
                     .map_err(err)?;
             }
             let mut insert = tx
-                .prepare(
+                .prepare_cached(
                     "INSERT INTO schema_ops (attempt_id, seq, statement, undo, outcome) VALUES (?1, ?2, ?3, ?4, ?5)",
                 )
                 .map_err(err)?;
@@ -408,7 +411,7 @@ impl SqliteLedger {
                     .map_err(err)?;
             }
             let mut insert = tx
-                .prepare(
+                .prepare_cached(
                     "INSERT INTO dataset_reads (attempt_id, seq, path, sha256, bytes) VALUES (?1, ?2, ?3, ?4, ?5)",
                 )
                 .map_err(err)?;
