@@ -26,6 +26,33 @@ fn batches_ingest_in_chunks_and_record_what_they_wrote() {
         project.db.query("MATCH ()-[w:WORKS_AT]->() RETURN w").len(),
         12
     );
+    // Rows with the same fields as their chunk travel as lists, the others as
+    // maps; either way each node gets exactly its row's fields.
+    let people = project
+        .db
+        .query("MATCH (p:Person) RETURN p.id AS id, p.name AS name, p.email AS email ORDER BY id");
+    for person in &people {
+        let id = person["id"].as_i64().expect("id");
+        assert_eq!(person["name"], format!("person {id}"), "{person:?}");
+        if id % 3 == 0 {
+            assert_eq!(person["email"], format!("p{id}@example.com"), "{person:?}");
+        } else {
+            assert!(person["email"].is_null(), "{person:?}");
+        }
+    }
+    let jobs = project.db.query(
+        "MATCH (p:Person)-[w:WORKS_AT]->(c:Company) RETURN p.id AS id, c.name AS company, w.since AS since, w.person AS person, w.company AS key ORDER BY id",
+    );
+    for job in &jobs {
+        let id = job["id"].as_i64().expect("id");
+        assert_eq!(job["since"], 2000 + id, "{job:?}");
+        let company = if id % 2 == 0 { "Acme" } else { "Globex" };
+        assert_eq!(job["company"], company, "{job:?}");
+        assert!(
+            job["person"].is_null() && job["key"].is_null(),
+            "the endpoint fields are not the relationship's: {job:?}"
+        );
+    }
     let untagged = project.db.query(
         "MATCH (c:Company {name: 'Acme'}) RETURN c._graphmig_batch AS tag, c.listed AS listed",
     );
@@ -66,6 +93,22 @@ fn batches_ingest_in_chunks_and_record_what_they_wrote() {
         .query_row("SELECT count(*) FROM statements WHERE query LIKE 'UNWIND $rows AS row CREATE (n:`Person`%'", [], |r| r.get(0))
         .expect("chunks");
     assert_eq!(chunks, 3, "12 rows in chunks of 5");
+    let forms: Vec<String> = conn
+        .prepare("SELECT params FROM statements WHERE query LIKE 'UNWIND $rows AS row CREATE (n:`Person`%' ORDER BY seq")
+        .expect("prepare")
+        .query_map([], |r| r.get(0))
+        .expect("query")
+        .collect::<Result<_, _>>()
+        .expect("rows");
+    assert_eq!(
+        forms,
+        [
+            "rows: list(5) of maps, batch: string",
+            "rows: list(5) of maps, batch: string",
+            "rows: list(2) of lists, batch: string",
+        ],
+        "a chunk whose rows differ goes as maps, a uniform one as lists"
+    );
 }
 
 #[test]
