@@ -375,6 +375,13 @@ fn the_password_reaches_no_guest_log_ledger_or_output() {
         .output()
         .expect("run");
     assert!(!text(&output).contains(wrong), "{}", text(&output));
+    assert_eq!(output.status.code(), Some(3), "{}", text(&output));
+    assert!(
+        text(&output).contains("authentication failed for user `root`")
+            && text(&output).contains("check GRAPHMIG_USER and GRAPHMIG_PASSWORD"),
+        "{}",
+        text(&output)
+    );
 }
 
 #[test]

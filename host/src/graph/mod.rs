@@ -398,14 +398,19 @@ pub fn target_key(settings: &DatabaseSettings) -> String {
     format!("{}/{}", address.trim_end_matches('/'), settings.database)
 }
 
+/// What to check when a login fails. ArcadeDB answers a login refused for
+/// too many failed attempts with the same message as a wrong password.
+const AUTH_HINT: &str = "(check GRAPHMIG_USER and GRAPHMIG_PASSWORD; after many failed logins ArcadeDB refuses even the right password for a while)";
+
 fn describe_connect_error(error: &neo4rs::Error, settings: &DatabaseSettings) -> String {
     let text = match error {
         neo4rs::Error::IOError { detail } => format!("{detail}"),
-        neo4rs::Error::AuthenticationError(m) => {
-            format!("authentication failed for user `{}`: {m}", settings.user)
-        }
+        neo4rs::Error::AuthenticationError(m) => format!(
+            "authentication failed for user `{}`: {m} {AUTH_HINT}",
+            settings.user
+        ),
         neo4rs::Error::Neo4j(e) if e.code().starts_with("Neo.ClientError.Security.") => format!(
-            "authentication failed for user `{}`: {} (check GRAPHMIG_USER and GRAPHMIG_PASSWORD)",
+            "authentication failed for user `{}`: {} {AUTH_HINT}",
             settings.user,
             e.message()
         ),

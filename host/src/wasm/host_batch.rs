@@ -2,7 +2,8 @@
 //! chunks that commit on their own, every node and relationship tagged with the
 //! batch id, counted, and deleted again if the migration fails. One chunk is
 //! written while the next is prepared (the guest building rows, the host
-//! converting them), so an ingest goes at the database's pace.
+//! converting them), so an ingest goes at the database's pace; rows whose
+//! fields agree travel as lists of values, which the server reads faster.
 
 use std::time::{Duration, Instant};
 
