@@ -119,6 +119,22 @@ pub(crate) fn text(row: &[(String, BoltType)], column: &str) -> Option<String> {
         })
 }
 
+/// The strings of a list column (`labelsOrTypes`, `properties`); empty when the
+/// column is missing or no list.
+pub(crate) fn strings(row: &[(String, BoltType)], column: &str) -> Vec<String> {
+    match row.iter().find(|(k, _)| k == column).map(|(_, v)| v) {
+        Some(BoltType::List(items)) => items
+            .value
+            .iter()
+            .filter_map(|i| match i {
+                BoltType::String(s) => Some(s.value.clone()),
+                _ => None,
+            })
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
 pub(crate) fn int(row: &[(String, BoltType)], column: &str) -> Option<i64> {
     row.iter()
         .find(|(k, _)| k == column)
@@ -177,19 +193,6 @@ impl GraphDb {
         let _ = txn.rollback().await;
         let Ok(rows) = rows else {
             return false;
-        };
-        let strings = |row: &[(String, BoltType)], column: &str| -> Vec<String> {
-            match row.iter().find(|(k, _)| k == column).map(|(_, v)| v) {
-                Some(BoltType::List(items)) => items
-                    .value
-                    .iter()
-                    .filter_map(|i| match i {
-                        BoltType::String(s) => Some(s.value.clone()),
-                        _ => None,
-                    })
-                    .collect(),
-                _ => Vec::new(),
-            }
         };
         let unique = |label: &str, property: &str| {
             rows.iter().any(|row| {

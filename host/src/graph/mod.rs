@@ -284,23 +284,7 @@ impl GraphDb {
 
     /// The live constraints and the indexes no constraint owns.
     pub async fn list_schema(&self) -> Result<(Vec<Constraint>, Vec<Index>), GraphError> {
-        use history::text;
-        let list = |row: &[(String, BoltType)], column: &str| -> Vec<String> {
-            row.iter()
-                .find(|(k, _)| k == column)
-                .map(|(_, v)| match v {
-                    BoltType::List(items) => items
-                        .value
-                        .iter()
-                        .filter_map(|i| match i {
-                            BoltType::String(s) => Some(s.value.clone()),
-                            _ => None,
-                        })
-                        .collect(),
-                    _ => Vec::new(),
-                })
-                .unwrap_or_default()
-        };
+        use history::{strings, text};
         let mut txn = self.begin().await.map_err(|e| GraphError {
             kind: GraphErrorKind::Other,
             code: "graphmig.Database".into(),
@@ -316,8 +300,8 @@ impl GraphDb {
                     text(row, "name")?,
                     &text(row, "type")?,
                     &text(row, "entityType").unwrap_or_default(),
-                    list(row, "labelsOrTypes"),
-                    list(row, "properties"),
+                    strings(row, "labelsOrTypes"),
+                    strings(row, "properties"),
                     text(row, "propertyType"),
                 )
             })
@@ -331,8 +315,8 @@ impl GraphDb {
                     text(row, "name")?,
                     &text(row, "type")?,
                     &text(row, "entityType").unwrap_or_default(),
-                    list(row, "labelsOrTypes"),
-                    list(row, "properties"),
+                    strings(row, "labelsOrTypes"),
+                    strings(row, "properties"),
                 )
             })
             .filter(|i| !i.labels.iter().any(|l| l.starts_with("__Graphmig")))
