@@ -3,6 +3,16 @@
 
 use crate::support::{Project, states, text};
 
+/// One text column of the ledger's rows that `sql` selects, in its order.
+fn journal_column(conn: &rusqlite::Connection, sql: &str) -> Vec<String> {
+    conn.prepare(sql)
+        .expect("prepare")
+        .query_map([], |r| r.get(0))
+        .expect("query")
+        .collect::<Result<_, _>>()
+        .expect("rows")
+}
+
 /// The batch-ingest fixture in chunks of 5, with the company it merges into
 /// already there (batches commit on their own, so they see only committed data).
 fn batch_ingest_project() -> Project {
@@ -89,17 +99,11 @@ fn batches_ingest_in_chunks_and_record_what_they_wrote() {
             ("temp".to_string(), 2, 0),
         ]
     );
-    let chunks: i64 = conn
-        .query_row("SELECT count(*) FROM statements WHERE query LIKE 'UNWIND $rows AS row CREATE (n:`Person`%'", [], |r| r.get(0))
-        .expect("chunks");
-    assert_eq!(chunks, 3, "12 rows in chunks of 5");
-    let forms: Vec<String> = conn
-        .prepare("SELECT params FROM statements WHERE query LIKE 'UNWIND $rows AS row CREATE (n:`Person`%' ORDER BY seq")
-        .expect("prepare")
-        .query_map([], |r| r.get(0))
-        .expect("query")
-        .collect::<Result<_, _>>()
-        .expect("rows");
+    let forms = journal_column(
+        &conn,
+        "SELECT params FROM statements WHERE query LIKE 'UNWIND $rows AS row CREATE (n:`Person`%' ORDER BY seq",
+    );
+    assert_eq!(forms.len(), 3, "12 rows in chunks of 5");
     assert_eq!(
         forms,
         [
@@ -145,13 +149,10 @@ fn a_failed_chunk_of_a_streamed_batch_fails_the_migration_even_if_the_guest_igno
 
     let conn =
         rusqlite::Connection::open(project.dir.path().join(".graphmig/ledger.db")).expect("ledger");
-    let outcomes: Vec<String> = conn
-        .prepare("SELECT outcome FROM statements WHERE query LIKE 'UNWIND%' ORDER BY seq")
-        .expect("prepare")
-        .query_map([], |r| r.get(0))
-        .expect("query")
-        .collect::<Result<_, _>>()
-        .expect("rows");
+    let outcomes = journal_column(
+        &conn,
+        "SELECT outcome FROM statements WHERE query LIKE 'UNWIND%' ORDER BY seq",
+    );
     assert_eq!(
         outcomes,
         ["ok", "ok", "ok", "ok", "ok", "error"],
