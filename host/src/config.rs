@@ -248,6 +248,7 @@ struct FilePolicy {
     procedures: Vec<String>,
     #[serde(default)]
     deny_procedures: Vec<String>,
+    load_csv: Option<Vec<String>>,
     grants: Option<Vec<String>>,
 }
 
@@ -268,6 +269,7 @@ struct FileOverride {
     procedures: Vec<String>,
     #[serde(default)]
     deny_procedures: Vec<String>,
+    load_csv: Option<Vec<String>>,
     grants: Option<Vec<String>>,
 }
 
@@ -288,6 +290,7 @@ impl FileOverride {
                 allow: self.allow,
                 procedures: self.procedures,
                 deny_procedures: self.deny_procedures,
+                load_csv: self.load_csv,
                 grants: self.grants,
             },
         )
@@ -339,15 +342,29 @@ impl FilePolicy {
                 .iter()
                 .map(|n| {
                     Class::parse(n).ok_or_else(|| {
-                        format!("unknown class `{n}` in allow (use read, write, schema, admin)")
+                        format!(
+                            "unknown class `{n}` in allow (use read, write, schema, load-csv, admin)"
+                        )
                     })
                 })
                 .collect::<Result<Vec<_>, _>>()?,
             None => base.policy.allowed_classes().iter().copied().collect(),
         };
-        let policy = base
+        let mut policy = base
             .policy
             .extended(allow, &self.procedures, &self.deny_procedures);
+        if let Some(prefixes) = &self.load_csv {
+            if let Some(bad) = prefixes
+                .iter()
+                .find(|p| p.contains("..") || !p.contains(':') || p.ends_with(':'))
+            {
+                return Err(format!(
+                    "load-csv prefix `{bad}` must be a URL prefix such as \"file:///import/\" \
+                     (no `..`)"
+                ));
+            }
+            policy = policy.with_load_csv_prefixes(prefixes.clone());
+        }
         let grants = match &self.grants {
             Some(names) => {
                 let mut grants = Grants::default();

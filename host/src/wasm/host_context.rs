@@ -402,6 +402,25 @@ impl context::Host for GuestState {
             return Ok(Err(error));
         }
 
+        // The server keeps the last of two parameters with one name; the host would
+        // have checked the first. One name, one value.
+        let mut names = std::collections::HashSet::with_capacity(params.len());
+        if let Some((name, _)) = params.iter().find(|(name, _)| !names.insert(name.as_str())) {
+            let error = Self::host_error(
+                "graphmig.DuplicateParameter",
+                types::GraphErrorKind::Other,
+                format!("parameter `{name}` is given more than once"),
+            );
+            self.doomed = Some(super::failed_statement(
+                index,
+                &query,
+                &error.code,
+                &error.message,
+            ));
+            self.journal
+                .push(entry.failed(started, &error.code, &error.message));
+            return Ok(Err(error));
+        }
         let mut bolt_params = Vec::with_capacity(params.len());
         for (name, value) in &params {
             match value_to_bolt(value) {
@@ -425,16 +444,7 @@ impl context::Host for GuestState {
             }
         }
 
-        let string_param = |name: &str| {
-            bolt_params
-                .iter()
-                .find(|(n, _)| n == name)
-                .and_then(|(_, v)| match v {
-                    BoltType::String(s) => Some(s.value.clone()),
-                    _ => None,
-                })
-        };
-        let classification = match self.settings.policy.check(&query, &string_param) {
+        let classification = match self.settings.policy.check(&query) {
             Ok(classification) => classification,
             Err(denial) => {
                 // A denied statement never reaches the database, so the transaction

@@ -367,7 +367,7 @@ impl GuestState {
         &mut self,
         statement: String,
     ) -> wasmtime::Result<Result<(), wit::SchemaError>> {
-        if let Err(denial) = self.settings().policy.check(&statement, &|_| None) {
+        if let Err(denial) = self.settings().policy.check(&statement) {
             let started = Instant::now();
             let mut entry = JournalEntry::new(self.next_statement()?, &statement, String::new());
             let code = denial.code();
