@@ -7,6 +7,7 @@ mod down;
 mod failures;
 mod hostile;
 mod people;
+mod policy;
 mod polyglot;
 mod quickstart;
 mod support;

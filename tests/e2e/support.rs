@@ -175,7 +175,7 @@ impl Drop for Db {
     }
 }
 
-fn base64(input: &str) -> String {
+pub fn base64(input: &str) -> String {
     const TABLE: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let bytes = input.as_bytes();
     let mut out = String::new();
