@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 
 BOLT_PORT="${GRAPHMIG_BENCH_BOLT_PORT:-7696}"
 HTTP_PORT="${GRAPHMIG_BENCH_HTTP_PORT:-2489}"
-if [[ $# -gt 0 ]]; then BENCHES=("$@"); else BENCHES=(chain runtime ingest); fi
+if [[ $# -gt 0 ]]; then BENCHES=("$@"); else BENCHES=(chain runtime ingest policy); fi
 
 scripts/setup.sh
 cargo build --release -p graphmig

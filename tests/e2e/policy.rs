@@ -20,20 +20,6 @@ fn user_nodes(project: &Project) -> i64 {
     all - project.db.count("__GraphmigMigration") - project.db.count("__GraphmigLock")
 }
 
-fn denial_code(rule: &str) -> String {
-    let rule: String = rule
-        .split('-')
-        .map(|part| {
-            let mut chars = part.chars();
-            chars
-                .next()
-                .map(|c| c.to_ascii_uppercase().to_string() + chars.as_str())
-                .unwrap_or_default()
-        })
-        .collect();
-    format!("graphmig.Policy.{rule}")
-}
-
 /// Whether the server accepts `user` with `password` over HTTP.
 fn logs_in(project: &Project, user: &str, password: &str) -> bool {
     let token = base64(&format!("{user}:{password}"));
@@ -81,7 +67,7 @@ fn every_policy_probe_is_denied_or_allowed_end_to_end() {
         let out = text(&output);
         let ok = match probe.denied_by {
             Some(rule) => {
-                let code = denial_code(rule);
+                let code = graphmig::policy::rule_code(rule);
                 // The .cypher loader refuses some unreadable text (an open string or
                 // comment) before the policy sees it: that is a refusal too.
                 let refused_by_loader = rule == "unparsed" && output.status.code() == Some(2);

@@ -104,19 +104,23 @@ impl Denial {
 
     /// The status code given to the guest: `graphmig.Policy.<Rule>`.
     pub fn code(&self) -> String {
-        let rule: String = self
-            .rule
-            .split('-')
-            .map(|part| {
-                let mut chars = part.chars();
-                chars
-                    .next()
-                    .map(|c| c.to_ascii_uppercase().to_string() + chars.as_str())
-                    .unwrap_or_default()
-            })
-            .collect();
-        format!("graphmig.Policy.{rule}")
+        rule_code(self.rule)
     }
+}
+
+/// The status code of a denial by `rule` (`load-csv` → `graphmig.Policy.LoadCsv`).
+pub fn rule_code(rule: &str) -> String {
+    let rule: String = rule
+        .split('-')
+        .map(|part| {
+            let mut chars = part.chars();
+            chars
+                .next()
+                .map(|c| c.to_ascii_uppercase().to_string() + chars.as_str())
+                .unwrap_or_default()
+        })
+        .collect();
+    format!("graphmig.Policy.{rule}")
 }
 
 impl fmt::Display for Denial {

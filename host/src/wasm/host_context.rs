@@ -405,12 +405,29 @@ impl context::Host for GuestState {
         // The server keeps the last of two parameters with one name; the host would
         // have checked the first. One name, one value.
         let mut names = std::collections::HashSet::with_capacity(params.len());
-        if let Some((name, _)) = params.iter().find(|(name, _)| !names.insert(name.as_str())) {
-            let error = Self::host_error(
-                "graphmig.DuplicateParameter",
-                types::GraphErrorKind::Other,
-                format!("parameter `{name}` is given more than once"),
-            );
+        let mut bolt_params = Vec::with_capacity(params.len());
+        let mut problem = None;
+        for (name, value) in &params {
+            if !names.insert(name.as_str()) {
+                problem = Some((
+                    "graphmig.DuplicateParameter",
+                    format!("parameter `{name}` is given more than once"),
+                ));
+                break;
+            }
+            match value_to_bolt(value) {
+                Ok(bolt) => bolt_params.push((name.clone(), bolt)),
+                Err(e) => {
+                    problem = Some((
+                        "graphmig.InvalidParameter",
+                        format!("parameter `{name}`: {e}"),
+                    ));
+                    break;
+                }
+            }
+        }
+        if let Some((code, message)) = problem {
+            let error = Self::host_error(code, types::GraphErrorKind::Other, message);
             self.doomed = Some(super::failed_statement(
                 index,
                 &query,
@@ -421,39 +438,28 @@ impl context::Host for GuestState {
                 .push(entry.failed(started, &error.code, &error.message));
             return Ok(Err(error));
         }
-        let mut bolt_params = Vec::with_capacity(params.len());
-        for (name, value) in &params {
-            match value_to_bolt(value) {
-                Ok(bolt) => bolt_params.push((name.clone(), bolt)),
-                Err(e) => {
-                    let error = Self::host_error(
-                        "graphmig.InvalidParameter",
-                        types::GraphErrorKind::Other,
-                        format!("parameter `{name}`: {e}"),
-                    );
-                    self.doomed = Some(super::failed_statement(
-                        index,
-                        &query,
-                        &error.code,
-                        &error.message,
-                    ));
-                    self.journal
-                        .push(entry.failed(started, &error.code, &error.message));
-                    return Ok(Err(error));
-                }
-            }
-        }
 
         let classification = match self.settings.policy.check(&query) {
             Ok(classification) => classification,
             Err(denial) => {
                 // A denied statement never reaches the database, so the transaction
                 // stays usable; the guest decides, and the journal keeps the denial.
+                // Text the policy cannot read is the exception: the server would
+                // have failed it too (or read it some other way), so it dooms the
+                // migration as a failed statement does.
                 let error = Self::host_error(
                     &denial.code(),
                     types::GraphErrorKind::Forbidden,
                     denial.to_string(),
                 );
+                if denial.rule == "unparsed" {
+                    self.doomed = Some(super::failed_statement(
+                        index,
+                        &query,
+                        &error.code,
+                        &error.message,
+                    ));
+                }
                 tracing::warn!(migration = %self.label, statement = index, rule = denial.rule, "statement denied by policy");
                 self.journal.push(entry.finish(
                     started,
