@@ -3,7 +3,7 @@
 # ArcadeDB on 127.0.0.1 for the ingest bench, runs `chain`, `runtime` and
 # `ingest`, and stops the server. Figures land in target/criterion; the latest
 # are summarised by hand in benches/README.md. Pass bench names to run some:
-#   scripts/bench.sh                 all three
+#   scripts/bench.sh                 all four
 #   scripts/bench.sh runtime ingest
 set -euo pipefail
 cd "$(dirname "$0")/.."
