@@ -5,7 +5,7 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use crate::support::{Project, graphmig, repo_root, text};
+use crate::support::{Project, graphmig, text, user_nodes, write_table};
 
 /// What containing an attack looks like.
 enum Expect {
@@ -171,12 +171,6 @@ fn guest_logs(project: &Project) -> Vec<String> {
         .expect("query")
         .collect::<Result<_, _>>()
         .expect("rows")
-}
-
-/// Nodes other than graphmig's own history and lock.
-fn user_nodes(project: &Project) -> Option<i64> {
-    let all = project.db.query("MATCH (n) RETURN count(n) AS n")[0]["n"].as_i64()?;
-    Some(all - project.db.count("__GraphmigMigration") - project.db.count("__GraphmigLock"))
 }
 
 /// Runs one attack; returns what happened, or why containment failed.
@@ -396,15 +390,6 @@ fn randomness_and_clocks_are_repeatable_without_grants() {
             .expect("randomness probe logged")
     };
     assert_eq!(fingerprint(), fingerprint());
-}
-
-fn write_table(table: &str) {
-    eprintln!("\n{table}");
-    let path = repo_root().join("target/hostile-suite.md");
-    let mut existing = std::fs::read_to_string(&path).unwrap_or_default();
-    existing.push_str(table);
-    existing.push('\n');
-    let _ = std::fs::write(path, existing);
 }
 
 #[test]

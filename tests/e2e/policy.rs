@@ -10,15 +10,7 @@ use std::fmt::Write as _;
 
 use corpus::{Under, probes};
 
-use crate::support::{Project, base64, repo_root, text};
-
-/// Nodes other than graphmig's own history and lock.
-fn user_nodes(project: &Project) -> i64 {
-    let all = project.db.query("MATCH (n) RETURN count(n) AS n")[0]["n"]
-        .as_i64()
-        .expect("count");
-    all - project.db.count("__GraphmigMigration") - project.db.count("__GraphmigLock")
-}
+use crate::support::{Project, base64, text, user_nodes, write_table};
 
 /// Whether the server accepts `user` with `password` over HTTP.
 fn logs_in(project: &Project, user: &str, password: &str) -> bool {
@@ -140,11 +132,6 @@ fn every_policy_probe_is_denied_or_allowed_end_to_end() {
             "| {class} ({total}) | {expected} | {ok} of {total} |"
         );
     }
-    eprintln!("\n{table}");
-    let path = repo_root().join("target/hostile-suite.md");
-    let mut existing = std::fs::read_to_string(&path).unwrap_or_default();
-    existing.push_str(&table);
-    existing.push('\n');
-    let _ = std::fs::write(path, existing);
+    write_table(&table);
     assert!(failures.is_empty(), "{}\n\n{table}", failures.join("\n\n"));
 }

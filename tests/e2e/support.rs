@@ -304,3 +304,22 @@ pub fn states(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
         .map(|(v, s)| (v.to_string(), s.to_string()))
         .collect()
 }
+
+/// Nodes other than graphmig's own history and lock.
+pub fn user_nodes(project: &Project) -> i64 {
+    let all = project.db.query("MATCH (n) RETURN count(n) AS n")[0]["n"]
+        .as_i64()
+        .expect("count");
+    all - project.db.count("__GraphmigMigration") - project.db.count("__GraphmigLock")
+}
+
+/// Prints a table of the hostile suite and appends it to `target/hostile-suite.md`,
+/// which `scripts/test.sh` prints at the end.
+pub fn write_table(table: &str) {
+    eprintln!("\n{table}");
+    let path = repo_root().join("target/hostile-suite.md");
+    let mut existing = std::fs::read_to_string(&path).unwrap_or_default();
+    existing.push_str(table);
+    existing.push('\n');
+    let _ = std::fs::write(path, existing);
+}

@@ -583,7 +583,6 @@ fn class_of(name: &str) -> Class {
 /// Classifies one statement (a trailing `;` is allowed), or says why it cannot.
 pub fn classify(query: &str) -> Result<Classification, Denial> {
     let lexed = lexer::lex(query).map_err(|e| unparsed(query, e.at, &e.what))?;
-    let separators: Vec<&Token> = lexed.tokens.iter().filter(|t| t.is(';')).collect();
     let tokens = match lexed.tokens.split_last() {
         Some((last, rest)) if last.is(';') => rest,
         _ => &lexed.tokens[..],
@@ -593,7 +592,8 @@ pub fn classify(query: &str) -> Result<Classification, Denial> {
         ..Classification::default()
     };
     if tokens.iter().any(|t| t.is(';')) {
-        out.statements = separators.len() + usize::from(!tokens.is_empty());
+        let separators = lexed.tokens.iter().filter(|t| t.is(';')).count();
+        out.statements = separators + usize::from(!tokens.is_empty());
         return Err(Denial::new(
             "multiple-statements",
             format!(
@@ -682,8 +682,8 @@ pub fn classify(query: &str) -> Result<Classification, Denial> {
     for source in findings.load_csv {
         out.classes.insert(Class::LoadCsv);
         match source {
-            Ok(url) if !url.unknown_escape => out.load_csv.push(url.value),
-            Ok(_) => out.computed_csv = Some(0),
+            // The walk passes on only literals without unknown escapes.
+            Ok(url) => out.load_csv.push(url.value),
             Err(at) => out.computed_csv = Some(at),
         }
     }

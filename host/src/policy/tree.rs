@@ -113,6 +113,15 @@ fn dotted_name(node: &SyntaxNode) -> String {
     name.to_lowercase()
 }
 
+/// The dotted name of a procedure or function call, from its name node.
+fn call_name(name: Option<SyntaxNode>, at: usize, what: &str) -> Result<String, Refusal> {
+    name.map(|n| dotted_name(&n))
+        .ok_or_else(|| Refusal::Unparsed {
+            at,
+            what: format!("a {what} call without a name"),
+        })
+}
+
 /// Whether the label is used only to leave graphmig's nodes out: `WHERE NOT
 /// n:__GraphmigMigration`, as a conjunct of the WHERE (never under OR or XOR).
 fn excludes(label: &SyntaxNode) -> bool {
@@ -263,30 +272,16 @@ impl Walk<'_> {
                 });
             }
             K::STANDALONE_CALL | K::IN_QUERY_CALL => {
-                let Some(name) = node
-                    .descendants()
-                    .find(|d| d.kind() == K::PROCEDURE_NAME)
-                    .map(|n| dotted_name(&n))
-                else {
-                    return Err(Refusal::Unparsed {
-                        at,
-                        what: "a procedure call without a name".into(),
-                    });
-                };
-                self.out.procedures.push((name, at));
+                let name = node.descendants().find(|d| d.kind() == K::PROCEDURE_NAME);
+                self.out
+                    .procedures
+                    .push((call_name(name, at, "procedure")?, at));
             }
             K::FUNCTION_INVOCATION => {
-                let Some(name) = node
-                    .children()
-                    .find(|c| c.kind() == K::FUNCTION_NAME)
-                    .map(|n| dotted_name(&n))
-                else {
-                    return Err(Refusal::Unparsed {
-                        at,
-                        what: "a function call without a name".into(),
-                    });
-                };
-                self.out.functions.push((name, at));
+                let name = node.children().find(|c| c.kind() == K::FUNCTION_NAME);
+                self.out
+                    .functions
+                    .push((call_name(name, at, "function")?, at));
             }
             K::LOAD_CSV_CLAUSE => {
                 let url = match self.literal_between(node, K::KW_FROM, K::KW_AS) {

@@ -521,13 +521,8 @@ impl GuestState {
                 }
                 let mut entry = chunk.entry.failed(Instant::now(), &e.code, &e.message);
                 entry.duration_us = took.as_micros() as u64;
-                if fails_migration && self.doomed.is_none() {
-                    self.doomed = Some(super::failed_statement(
-                        entry.seq,
-                        &entry.query,
-                        &e.code,
-                        &e.message,
-                    ));
+                if fails_migration {
+                    self.doom(entry.seq, &entry.query, &e.code, &e.message);
                 }
                 self.push_journal(entry);
             }
@@ -544,14 +539,12 @@ impl GuestState {
             && let Some(chunk) = self.chunk_in_flight.take()
         {
             chunk.task.abort();
-            if self.doomed.is_none() {
-                self.doomed = Some(super::failed_statement(
-                    chunk.entry.seq,
-                    &chunk.entry.query,
-                    "graphmig.Database",
-                    "a batch chunk was still being written long after the migration ended",
-                ));
-            }
+            self.doom(
+                chunk.entry.seq,
+                &chunk.entry.query,
+                "graphmig.Database",
+                "a batch chunk was still being written long after the migration ended",
+            );
         }
     }
 

@@ -86,6 +86,19 @@ pub struct GuestRecord {
 }
 
 impl GuestState {
+    /// Records that statement `index` failed: the migration is doomed, later
+    /// statements fail at once and the transaction rolls back. The first failure
+    /// is the one reported.
+    pub(super) fn doom(&mut self, index: u32, query: &str, code: &str, message: &str) {
+        self.doomed.get_or_insert_with(|| FailedStatement {
+            index,
+            location: None,
+            query: query.to_string(),
+            code: code.to_string(),
+            message: message.to_string(),
+        });
+    }
+
     #[allow(clippy::too_many_arguments)]
     pub(super) fn new(
         wasi: WasiCtx,
@@ -428,12 +441,7 @@ impl context::Host for GuestState {
         }
         if let Some((code, message)) = problem {
             let error = Self::host_error(code, types::GraphErrorKind::Other, message);
-            self.doomed = Some(super::failed_statement(
-                index,
-                &query,
-                &error.code,
-                &error.message,
-            ));
+            self.doom(index, &query, &error.code, &error.message);
             self.journal
                 .push(entry.failed(started, &error.code, &error.message));
             return Ok(Err(error));
@@ -453,12 +461,7 @@ impl context::Host for GuestState {
                     denial.to_string(),
                 );
                 if denial.rule == "unparsed" {
-                    self.doomed = Some(super::failed_statement(
-                        index,
-                        &query,
-                        &error.code,
-                        &error.message,
-                    ));
+                    self.doom(index, &query, &error.code, &error.message);
                 }
                 tracing::warn!(migration = %self.label, statement = index, rule = denial.rule, "statement denied by policy");
                 self.journal.push(entry.finish(
@@ -538,12 +541,7 @@ impl context::Host for GuestState {
                 }))
             }
             Err(error) => {
-                self.doomed = Some(super::failed_statement(
-                    index,
-                    &query,
-                    &error.code,
-                    &error.message,
-                ));
+                self.doom(index, &query, &error.code, &error.message);
                 self.journal
                     .push(entry.failed(started, &error.code, &error.message));
                 Ok(Err(to_wit_error(&error)))

@@ -21,7 +21,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use crate::config::{Grants, Limits, MigrationSettings};
 use crate::cypher_script::CypherScript;
-use crate::error::{Error, FailedStatement, FailureCause, Limit};
+use crate::error::{Error, FailureCause, Limit};
 use crate::graph::GraphTxn;
 use crate::migration::{ArtifactKind, Migration};
 use crate::reporter::Reporter;
@@ -773,23 +773,6 @@ fn classify_trap(
         trap
     } else {
         format!("{trap}; the guest wrote: {output}")
-    }
-}
-
-/// A statement that failed, recorded so the migration fails even if the guest
-/// ignores the error.
-pub(crate) fn failed_statement(
-    index: u32,
-    query: &str,
-    code: &str,
-    message: &str,
-) -> FailedStatement {
-    FailedStatement {
-        index,
-        location: None,
-        query: query.to_string(),
-        code: code.to_string(),
-        message: message.to_string(),
     }
 }
 
