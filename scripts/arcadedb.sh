@@ -7,6 +7,16 @@
 #   scripts/arcadedb.sh start INSTANCE BOLT_PORT HTTP_PORT [DB ...]
 #   scripts/arcadedb.sh stop INSTANCE
 #   scripts/arcadedb.sh create-db HTTP_PORT NAME | drop-db HTTP_PORT NAME
+#   scripts/arcadedb.sh migration-user HTTP_PORT USER DATABASE   (password from
+#     GRAPHMIG_MIGRATION_PASSWORD, or the local development one)
+#   scripts/arcadedb.sh migration-password
+#   scripts/arcadedb.sh fresh-project HTTP_PORT DATABASE HISTORY_DATABASE MIGRATION_USER
+#
+# Every instance gets the group `graphmig_migration` (record access and
+# updateSchema, no updateSecurity) for every database; a migration user is a
+# member of it on its target database only, so the server itself refuses it
+# security changes, LOAD CSV file reads and every other database (graphmig's
+# history database above all).
 set -euo pipefail
 
 ARCADEDB_VERSION="26.10.2.post1"
@@ -16,6 +26,7 @@ HOME_DIR="$DEV/arcadedb-$ARCADEDB_VERSION"
 # The local development password (loopback only); the tests and demo pass it to
 # graphmig through GRAPHMIG_PASSWORD.
 PASSWORD="${ARCADEDB_ROOT_PASSWORD:-graphmig-dev-pw}"
+MIGRATION_PASSWORD="${GRAPHMIG_MIGRATION_PASSWORD:-graphmig-migration-dev-pw}"
 
 log() { echo "arcadedb: $*" >&2; }
 
@@ -75,7 +86,37 @@ start() { # INSTANCE BOLT HTTP [DB...]
     return 1
   fi
   rm -rf "$dir"
-  mkdir -p "$dir"
+  mkdir -p "$dir/config"
+  # ArcadeDB reads groups at start only: the migration group is there from the first.
+  cat >"$dir/config/server-groups.json" <<'JSON'
+{
+  "databases": {
+    "*": {
+      "groups": {
+        "admin": {
+          "resultSetLimit": -1,
+          "readTimeout": -1,
+          "access": ["updateSecurity", "updateSchema", "updateDatabaseSettings"],
+          "types": { "*": { "access": ["createRecord", "readRecord", "updateRecord", "deleteRecord"] } }
+        },
+        "graphmig_migration": {
+          "resultSetLimit": -1,
+          "readTimeout": -1,
+          "access": ["updateSchema"],
+          "types": { "*": { "access": ["createRecord", "readRecord", "updateRecord", "deleteRecord"] } }
+        },
+        "*": {
+          "resultSetLimit": -1,
+          "readTimeout": -1,
+          "access": [],
+          "types": { "*": { "access": [] } }
+        }
+      }
+    }
+  },
+  "version": 2
+}
+JSON
   local defaults=""
   for db in "${dbs[@]}"; do defaults+="${defaults:+;}$db[root]"; done
   log "starting $instance: bolt://127.0.0.1:$bolt, http://127.0.0.1:$httpport, databases ${dbs[*]}"
@@ -133,6 +174,16 @@ case "$cmd" in
   stop) stop "$@" ;;
   create-db) http "$1" /api/v1/server "{\"command\":\"create database $2\"}" >/dev/null ;;
   drop-db) http "$1" /api/v1/server "{\"command\":\"drop database $2\"}" >/dev/null ;;
+  fresh-project) # HTTP_PORT DATABASE HISTORY_DATABASE MIGRATION_USER: empty databases and a new migration user
+    for db in "$2" "$3"; do
+      http "$1" /api/v1/server "{\"command\":\"drop database $db\"}" >/dev/null 2>&1 || true
+      http "$1" /api/v1/server "{\"command\":\"create database $db\"}" >/dev/null
+    done
+    http "$1" /api/v1/server "{\"command\":\"drop user $4\"}" >/dev/null 2>&1 || true
+    "$0" migration-user "$1" "$4" "$2" ;;
+  migration-user) # HTTP_PORT USER DATABASE
+    http "$1" /api/v1/server "{\"command\":\"create user {\\\"name\\\":\\\"$2\\\",\\\"password\\\":\\\"$MIGRATION_PASSWORD\\\",\\\"databases\\\":{\\\"$3\\\":[\\\"graphmig_migration\\\"]}}\"}" >/dev/null ;;
   password) echo "$PASSWORD" ;;
-  *) echo "usage: $0 install | start INSTANCE BOLT_PORT HTTP_PORT [DB...] | stop INSTANCE | create-db PORT NAME | drop-db PORT NAME" >&2; exit 2 ;;
+  migration-password) echo "$MIGRATION_PASSWORD" ;;
+  *) echo "usage: $0 install | start INSTANCE BOLT_PORT HTTP_PORT [DB...] | stop INSTANCE | create-db PORT NAME | drop-db PORT NAME | migration-user PORT USER DATABASE | fresh-project PORT DB HISTORY_DB USER | password | migration-password" >&2; exit 2 ;;
 esac

@@ -13,12 +13,14 @@ cargo build --release -p graphmig
 GRAPHMIG="$ROOT/target/release/graphmig"
 
 # A clean slate, so the demo always shows the whole chain being applied.
-scripts/arcadedb.sh drop-db 2480 quickstart || true
-scripts/arcadedb.sh create-db 2480 quickstart
+# The database, graphmig's history database beside it, and the migration user the
+# server limits to the first (see the README's "The sandbox").
+scripts/arcadedb.sh fresh-project 2480 quickstart quickstart_history graphmig_migrator
 rm -f examples/quickstart/.graphmig/ledger.db*
 
 GRAPHMIG_PASSWORD="$(scripts/arcadedb.sh password)"
-export GRAPHMIG_PASSWORD
+GRAPHMIG_MIGRATION_PASSWORD="$(scripts/arcadedb.sh migration-password)"
+export GRAPHMIG_PASSWORD GRAPHMIG_MIGRATION_PASSWORD
 cd examples/quickstart
 echo "==> graphmig build"
 "$GRAPHMIG" build

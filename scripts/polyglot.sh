@@ -16,12 +16,14 @@ echo "==> building graphmig"
 cargo build --release -p graphmig
 GRAPHMIG="$ROOT/target/release/graphmig"
 
-scripts/arcadedb.sh drop-db 2480 polyglot || true
-scripts/arcadedb.sh create-db 2480 polyglot
+# The database, graphmig's history database beside it, and the migration user the
+# server limits to the first (see the README's "The sandbox").
+scripts/arcadedb.sh fresh-project 2480 polyglot polyglot_history graphmig_migrator
 rm -f examples/polyglot/.graphmig/ledger.db*
 
 GRAPHMIG_PASSWORD="$(scripts/arcadedb.sh password)"
-export GRAPHMIG_PASSWORD
+GRAPHMIG_MIGRATION_PASSWORD="$(scripts/arcadedb.sh migration-password)"
+export GRAPHMIG_PASSWORD GRAPHMIG_MIGRATION_PASSWORD
 cd examples/polyglot
 echo "==> graphmig build"
 "$GRAPHMIG" build

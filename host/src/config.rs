@@ -45,6 +45,9 @@ pub struct DatabaseSettings {
     pub user: String,
     /// Password, only ever from `GRAPHMIG_PASSWORD`.
     pub password: Secret,
+    /// The user migrations' own statements, batches and refactorings run as, if
+    /// configured; bookkeeping (history, lock) stays with `user`.
+    pub migration_user: Option<MigrationUser>,
     /// Database name, always sent with every transaction.
     pub database: String,
     /// How long connecting (and logging in) may take.
@@ -53,6 +56,16 @@ pub struct DatabaseSettings {
     pub history_database: Option<String>,
     /// The Cypher dialect, when set instead of detected.
     pub dialect: Option<crate::schema::Dialect>,
+}
+
+/// The separate, least-privileged user migrations connect as.
+#[derive(Debug, Clone)]
+pub struct MigrationUser {
+    /// User name (`[database] migration-user`).
+    pub user: String,
+    /// Password, only ever from `GRAPHMIG_MIGRATION_PASSWORD` (empty when unset:
+    /// connecting then fails, naming the variable).
+    pub password: Secret,
 }
 
 /// Resource limits for one migration run.
@@ -205,6 +218,9 @@ struct FileDatabase {
     name: Option<String>,
     // Accepted only to refuse it with a clear message: passwords do not belong in files.
     password: Option<toml::Value>,
+    migration_user: Option<String>,
+    // Refused like `password`.
+    migration_password: Option<toml::Value>,
     connect_timeout_secs: Option<u64>,
     dialect: Option<String>,
 }
@@ -491,6 +507,31 @@ impl Config {
                 invalid("no database name: set `database.name` or GRAPHMIG_DATABASE".into())
             })?;
         let password = Secret::new(env.var("GRAPHMIG_PASSWORD").unwrap_or_default());
+        if file.database.migration_password.is_some() {
+            return Err(invalid(
+                "`database.migration-password` is not allowed in the file; set \
+                 GRAPHMIG_MIGRATION_PASSWORD instead"
+                    .into(),
+            ));
+        }
+        let migration_user = match env
+            .var("GRAPHMIG_MIGRATION_USER")
+            .or(file.database.migration_user)
+        {
+            None => None,
+            Some(name) if name == user => {
+                return Err(invalid(format!(
+                    "database.migration-user `{name}` is the owner user: give migrations a user \
+                     of their own (see `graphmig privileges`)"
+                )));
+            }
+            // The password is needed only to connect (checked there), so that
+            // `build` and `new` work without it.
+            Some(name) => Some(MigrationUser {
+                user: name,
+                password: Secret::new(env.var("GRAPHMIG_MIGRATION_PASSWORD").unwrap_or_default()),
+            }),
+        };
         let dialect = match file.database.dialect.as_deref() {
             None | Some("auto") => None,
             Some(name) => Some(crate::schema::Dialect::parse(name).ok_or_else(|| {
@@ -556,9 +597,13 @@ impl Config {
                 uri,
                 user,
                 password,
+                migration_user,
                 database,
                 connect_timeout,
-                history_database: file.history.database.filter(|d| !d.is_empty()),
+                history_database: env
+                    .var("GRAPHMIG_HISTORY_DATABASE")
+                    .or(file.history.database)
+                    .filter(|d| !d.is_empty()),
                 dialect,
             },
             migrations_dir: anchor(file.migrations.dir.unwrap_or_else(|| "migrations".into())),

@@ -167,7 +167,7 @@ fn read_actor() -> String {
 }
 
 /// A key unique to one attempt, shared by its ledger row and history entry.
-fn new_attempt_key() -> String {
+pub(crate) fn new_attempt_key() -> String {
     use std::hash::{BuildHasher, RandomState};
     let a = RandomState::new().hash_one((std::process::id(), now_ms()));
     let b = RandomState::new().hash_one(a);
@@ -289,7 +289,7 @@ impl Runner {
                 .find(|h| h.attempt_key == attempt.attempt_key)
                 .map(|h| h.chain.clone());
             if committed.is_none()
-                && db.history_is_separate()
+                && db.history_written_apart()
                 && db.marker_exists(&attempt.attempt_key).await?
             {
                 let Some(fence) = fence else {
@@ -677,6 +677,9 @@ impl Runner {
         let datasets = self.open_datasets()?;
 
         let db = self.connect().await?;
+        for risk in crate::doctor::configuration_risks(&self.config.database) {
+            self.reporter.warning(&risk);
+        }
         let lock = self.lock(&db).await?;
         let outcome = async {
             let Synced {
@@ -1116,6 +1119,14 @@ impl Runner {
         settle(outcome, lock.release(&db).await)
     }
 
+    /// Connects as the owner and the migration user and reports which dangerous
+    /// operations the server refuses the migration user (`graphmig doctor`).
+    pub async fn doctor(&self) -> Result<Vec<crate::doctor::Finding>, Error> {
+        let db = GraphDb::connect(&self.config.database).await?;
+        self.reporter.connected(&self.target(), db.agent());
+        Ok(crate::doctor::diagnose(&db, &self.config.database).await)
+    }
+
     /// Removes the lock whoever holds it, and records who did.
     pub async fn unlock(&self) -> Result<Option<LockHolder>, Error> {
         let ledger = SqliteLedger::open(&self.config.ledger_path)?;
@@ -1165,7 +1176,8 @@ impl Runner {
             applied_at: now_rfc3339(),
             applied_by: actor(),
         };
-        let mut txn = db.begin().await?;
+        // An audit entry belongs to the history alone: its database, as the owner.
+        let mut txn = db.begin_history().await?;
         let entry = txn
             .append_history(fence, &draft)
             .await
@@ -1276,7 +1288,7 @@ impl Runner {
             applied_by: who,
         };
         let outcome: Result<ChainLink, FailureCause> = match (run.result, run.txn) {
-            (Ok(()), Some(txn)) if db.history_is_separate() => {
+            (Ok(()), Some(txn)) if db.history_written_apart() => {
                 match commit_then_record(db, txn, fence, &draft).await {
                     Ok(link) => Ok(link),
                     Err(Separate::BeforeCommit(cause)) => Err(cause),

@@ -31,14 +31,25 @@ const RUST_SDK: &[(&str, &str)] = &[
 pub const RUST_SDK_DIR: &str = ".graphmig/sdk/rust";
 
 const CONFIG_TEMPLATE: &str = r#"# graphmig project. Every setting is optional; these are the defaults, except
-# the database name. The password comes only from the environment:
-# GRAPHMIG_PASSWORD (GRAPHMIG_URI, GRAPHMIG_USER and GRAPHMIG_DATABASE override
-# the [database] settings).
+# the database names. The password comes only from the environment:
+# GRAPHMIG_PASSWORD (GRAPHMIG_URI, GRAPHMIG_USER, GRAPHMIG_DATABASE and
+# GRAPHMIG_HISTORY_DATABASE override the settings below).
 
 [database]
 uri = "bolt://127.0.0.1:7687"
 user = "neo4j"
 name = "neo4j"
+# Migrations run code you may not have written: let them connect as a user the
+# server itself limits (`graphmig privileges` prints the setup, `graphmig doctor`
+# checks it); its password comes only from GRAPHMIG_MIGRATION_PASSWORD.
+# migration-user = "graphmig_migrator"
+
+[history]
+# graphmig's history and lock, in a database of their own that migrations never
+# reach. Create it first (Neo4j: CREATE DATABASE graphmig_history). On a server
+# with one database only (Neo4j Community), remove this line: the history then
+# shares the target database and rests on graphmig's Cypher policy.
+database = "graphmig_history"
 
 [migrations]
 # V<version>__<description>.cypher files, and folders of Rust, JavaScript,

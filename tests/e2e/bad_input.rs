@@ -102,6 +102,10 @@ fn an_unreachable_database_fails_fast_and_clearly() {
     let output = graphmig()
         .current_dir(project.dir.path())
         .env("GRAPHMIG_PASSWORD", "whatever-it-is")
+        .env(
+            "GRAPHMIG_MIGRATION_PASSWORD",
+            crate::support::MIGRATION_PASSWORD,
+        )
         .arg("run")
         .timeout(Duration::from_secs(15))
         .output()
@@ -127,6 +131,10 @@ fn a_wrong_password_fails_within_seconds_without_echoing_it() {
     let output = graphmig()
         .current_dir(project.dir.path())
         .env("GRAPHMIG_PASSWORD", wrong)
+        .env(
+            "GRAPHMIG_MIGRATION_PASSWORD",
+            crate::support::MIGRATION_PASSWORD,
+        )
         .arg("run")
         .timeout(Duration::from_secs(15))
         .output()

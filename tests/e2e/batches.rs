@@ -228,6 +228,9 @@ fn a_streamed_batch_of_known_size_reports_progress_against_its_total() {
     let mut config =
         graphmig::Config::load(&project.dir.path().join("graphmig.toml")).expect("config");
     config.database.password = graphmig::config::Secret::new(project.db.server.password.as_str());
+    if let Some(user) = config.database.migration_user.as_mut() {
+        user.password = graphmig::config::Secret::new(crate::support::MIGRATION_PASSWORD);
+    }
     let log = std::sync::Arc::new(ProgressLog::default());
     let runner = graphmig::Runner::new(config, log.clone());
     let runtime = tokio::runtime::Runtime::new().expect("runtime");

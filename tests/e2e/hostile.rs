@@ -5,7 +5,7 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use crate::support::{Project, graphmig, text, user_nodes, write_table};
+use crate::support::{MIGRATION_PASSWORD, Project, graphmig, text, user_nodes, write_table};
 
 /// What containing an attack looks like.
 enum Expect {
@@ -331,39 +331,62 @@ fn the_password_reaches_no_guest_log_ledger_or_output() {
     prepare_data(project.dir.path());
     project.add("V25__probe_environment", "V1__probe_environment");
     project.add("V27__cypher_disguises", "V2__disguises");
-    let password = project.db.server.password.clone();
+    let owner_password = project.db.server.password.clone();
     let output = graphmig()
         .current_dir(project.dir.path())
-        .env("GRAPHMIG_PASSWORD", &password)
+        .env("GRAPHMIG_PASSWORD", &owner_password)
+        .env("GRAPHMIG_MIGRATION_PASSWORD", MIGRATION_PASSWORD)
         .env("GRAPHMIG_LOG", "trace")
         .arg("run")
         .output()
         .expect("run");
     assert!(output.status.success(), "{}", text(&output));
-    assert!(
-        !text(&output).contains(&password),
-        "the password is in the output"
-    );
-    for entry in std::fs::read_dir(project.dir.path().join(".graphmig")).expect("ledger dir") {
-        let path = entry.expect("entry").path();
-        if path.is_file() {
-            let bytes = std::fs::read(&path).expect("read");
-            assert!(
-                !bytes
-                    .windows(password.len())
-                    .any(|w| w == password.as_bytes()),
-                "the password is in {}",
-                path.display()
-            );
+    for password in [owner_password.as_str(), MIGRATION_PASSWORD] {
+        assert!(
+            !text(&output).contains(password),
+            "a password is in the output"
+        );
+        for entry in std::fs::read_dir(project.dir.path().join(".graphmig")).expect("ledger dir") {
+            let path = entry.expect("entry").path();
+            if path.is_file() {
+                let bytes = std::fs::read(&path).expect("read");
+                assert!(
+                    !bytes
+                        .windows(password.len())
+                        .any(|w| w == password.as_bytes()),
+                    "a password is in {}",
+                    path.display()
+                );
+            }
         }
+        assert!(guest_logs(&project).iter().all(|l| !l.contains(password)));
     }
-    assert!(guest_logs(&project).iter().all(|l| !l.contains(&password)));
+
+    // A wrong migration password is named, and not echoed.
+    let wrong = "wrong-migration-password-9c1e";
+    let output = graphmig()
+        .current_dir(project.dir.path())
+        .env("GRAPHMIG_PASSWORD", &owner_password)
+        .env("GRAPHMIG_MIGRATION_PASSWORD", wrong)
+        .env("GRAPHMIG_LOG", "trace")
+        .args(["run"])
+        .output()
+        .expect("run");
+    assert!(!text(&output).contains(wrong), "{}", text(&output));
+    assert_eq!(output.status.code(), Some(3), "{}", text(&output));
+    assert!(
+        text(&output).contains("as the migration user")
+            && text(&output).contains("GRAPHMIG_MIGRATION_PASSWORD"),
+        "{}",
+        text(&output)
+    );
 
     // A wrong password is not echoed either, even with tracing on.
     let wrong = "wrong-password-7f3a";
     let output = graphmig()
         .current_dir(project.dir.path())
         .env("GRAPHMIG_PASSWORD", wrong)
+        .env("GRAPHMIG_MIGRATION_PASSWORD", MIGRATION_PASSWORD)
         .env("GRAPHMIG_LOG", "trace")
         .args(["run"])
         .output()

@@ -9,6 +9,7 @@ mod hostile;
 mod people;
 mod policy;
 mod polyglot;
+mod privileges;
 mod quickstart;
 mod support;
 mod trust;

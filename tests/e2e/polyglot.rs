@@ -42,6 +42,10 @@ fn graphmig_in(dir: &Path, db: &Db, args: &[&str]) -> Output {
     graphmig()
         .current_dir(dir)
         .env("GRAPHMIG_PASSWORD", &db.server.password)
+        .env(
+            "GRAPHMIG_MIGRATION_PASSWORD",
+            crate::support::MIGRATION_PASSWORD,
+        )
         .env("GRAPHMIG_CACHE_DIR", shared_cache())
         .args(args)
         .output()
@@ -252,6 +256,8 @@ fn cypher_migrations_are_checksummed_and_policed_like_components() {
 #[test]
 fn init_and_new_scaffold_a_working_migration_in_every_language() {
     let db = Db::fresh();
+    // `init` keeps the history in a database of its own.
+    let history = Db::fresh();
     let root = tempfile::tempdir().expect("tempdir");
     let project = root.path().join("project");
     let init = graphmig().arg("init").arg(&project).output().expect("init");
@@ -306,6 +312,7 @@ fn init_and_new_scaffold_a_working_migration_in_every_language() {
             .env("GRAPHMIG_URI", db.bolt_uri())
             .env("GRAPHMIG_USER", "root")
             .env("GRAPHMIG_DATABASE", &db.name)
+            .env("GRAPHMIG_HISTORY_DATABASE", &history.name)
             .env("GRAPHMIG_PASSWORD", &db.server.password)
             .env("GRAPHMIG_CACHE_DIR", shared_cache())
             .args(args)

@@ -128,15 +128,7 @@ impl Db {
     }
 
     fn admin(&self, command: &str) -> Result<(), String> {
-        self.agent()
-            .post(&format!(
-                "http://127.0.0.1:{}/api/v1/server",
-                self.server.http_port
-            ))
-            .set("Authorization", &self.auth())
-            .send_json(serde_json::json!({ "command": command }))
-            .map(|_| ())
-            .map_err(|e| e.to_string())
+        admin_command(&self.server, command)
     }
 
     /// Runs Cypher over ArcadeDB's HTTP API (not Bolt, not graphmig) and returns
@@ -175,6 +167,25 @@ impl Drop for Db {
     }
 }
 
+/// Runs a server command (create database, create user, ...) over ArcadeDB's HTTP
+/// API as root.
+fn admin_command(server: &Server, command: &str) -> Result<(), String> {
+    ureq::AgentBuilder::new()
+        .timeout(Duration::from_secs(60))
+        .build()
+        .post(&format!(
+            "http://127.0.0.1:{}/api/v1/server",
+            server.http_port
+        ))
+        .set(
+            "Authorization",
+            &format!("Basic {}", base64(&format!("root:{}", server.password))),
+        )
+        .send_json(serde_json::json!({ "command": command }))
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
 pub fn base64(input: &str) -> String {
     const TABLE: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let bytes = input.as_bytes();
@@ -197,28 +208,100 @@ pub fn base64(input: &str) -> String {
     out
 }
 
-/// A user project in a temporary folder, pointed at one test database.
+/// The password of the tests' migration users (loopback only).
+pub const MIGRATION_PASSWORD: &str = "graphmig-migration-test-pw";
+
+/// A user of the server's `graphmig_migration` group (record access and
+/// updateSchema, no updateSecurity) on one database only; removed on drop.
+pub struct MigrationUser {
+    pub name: String,
+    server: Server,
+}
+
+impl MigrationUser {
+    /// Creates the migration user of `db`.
+    pub fn for_db(db: &Db) -> MigrationUser {
+        let name = format!("m_{}", db.name);
+        let command = serde_json::json!({
+            "name": name,
+            "password": MIGRATION_PASSWORD,
+            "databases": { db.name.as_str(): ["graphmig_migration"] },
+        });
+        db.admin(&format!("create user {command}"))
+            .unwrap_or_else(|e| panic!("cannot create migration user {name}: {e}"));
+        MigrationUser {
+            name,
+            server: db.server.clone(),
+        }
+    }
+}
+
+impl Drop for MigrationUser {
+    fn drop(&mut self) {
+        let _ = admin_command(&self.server, &format!("drop user {}", self.name));
+    }
+}
+
+/// A user project in a temporary folder, pointed at one test database. Set up as
+/// graphmig recommends: history and lock in a database of their own, and
+/// migrations connected as a migration user the server limits.
 pub struct Project {
     pub dir: tempfile::TempDir,
     pub db: Db,
+    /// The history database (`None`: the history shares the target database).
+    pub history: Option<Db>,
+    /// The migration user (`None`: migrations connect as root).
+    pub migration_user: Option<MigrationUser>,
 }
 
 impl Project {
     /// A project with `limits` TOML lines (may be empty) and no migrations.
     pub fn new(limits: &str) -> Project {
         let db = Db::fresh();
+        let history = Db::fresh();
+        let user = MigrationUser::for_db(&db);
+        Project::with(db, Some(history), Some(user), limits)
+    }
+
+    /// A project in the layout of graphmig's first releases: the history in the
+    /// target database and migrations connected as root.
+    pub fn sharing_history(limits: &str) -> Project {
+        Project::with(Db::fresh(), None, None, limits)
+    }
+
+    fn with(db: Db, history: Option<Db>, user: Option<MigrationUser>, limits: &str) -> Project {
         let dir = tempfile::tempdir().expect("tempdir");
         std::fs::create_dir(dir.path().join("migrations")).expect("migrations dir");
-        let project = Project { dir, db };
+        let project = Project {
+            dir,
+            db,
+            history,
+            migration_user: user,
+        };
         project.write_config(&project.db.bolt_uri(), limits);
         project
     }
 
+    /// The database that holds the history and the lock.
+    pub fn history_db(&self) -> &Db {
+        self.history.as_ref().unwrap_or(&self.db)
+    }
+
     pub fn write_config(&self, uri: &str, limits: &str) {
+        let migration_user = self
+            .migration_user
+            .as_ref()
+            .map(|u| format!("migration-user = \"{}\"\n", u.name))
+            .unwrap_or_default();
+        let history = self
+            .history
+            .as_ref()
+            .map(|h| format!("\n[history]\ndatabase = \"{}\"\n", h.name))
+            .unwrap_or_default();
         std::fs::write(
             self.dir.path().join("graphmig.toml"),
             format!(
-                "[database]\nuri = \"{uri}\"\nuser = \"root\"\nname = \"{}\"\nconnect-timeout-secs = 5\n\n[limits]\n{limits}\n",
+                "[database]\nuri = \"{uri}\"\nuser = \"root\"\n{migration_user}name = \"{}\"\nconnect-timeout-secs = 5\n{history}\n[limits]\n{limits}\n",
                 self.db.name
             ),
         )
@@ -260,6 +343,7 @@ impl Project {
         graphmig()
             .current_dir(self.dir.path())
             .env("GRAPHMIG_PASSWORD", &self.db.server.password)
+            .env("GRAPHMIG_MIGRATION_PASSWORD", MIGRATION_PASSWORD)
             .args(args)
             .output()
             .expect("run graphmig")
@@ -305,12 +389,14 @@ pub fn states(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
         .collect()
 }
 
-/// Nodes other than graphmig's own history and lock.
+/// Nodes other than graphmig's own (history, lock and commit markers).
 pub fn user_nodes(project: &Project) -> i64 {
     let all = project.db.query("MATCH (n) RETURN count(n) AS n")[0]["n"]
         .as_i64()
         .expect("count");
-    all - project.db.count("__GraphmigMigration") - project.db.count("__GraphmigLock")
+    all - project.db.count("__GraphmigMigration")
+        - project.db.count("__GraphmigLock")
+        - project.db.count("__GraphmigApplied")
 }
 
 /// Prints a table of the hostile suite and appends it to `target/hostile-suite.md`,

@@ -8,7 +8,7 @@ use crate::support::{Project, graphmig, states, text};
 
 fn history_nodes(project: &Project, key: &str) -> usize {
     project
-        .db
+        .history_db()
         .query(&format!(
             "MATCH (h:__GraphmigMigration) WHERE h.key = '{key}' RETURN h.seq AS seq"
         ))
@@ -33,6 +33,10 @@ fn run_crashing_at(project: &Project, point: &str) -> std::process::Output {
     graphmig()
         .current_dir(project.dir.path())
         .env("GRAPHMIG_PASSWORD", &project.db.server.password)
+        .env(
+            "GRAPHMIG_MIGRATION_PASSWORD",
+            crate::support::MIGRATION_PASSWORD,
+        )
         .env("GRAPHMIG_TEST_CRASH", point)
         .arg("run")
         .output()
@@ -55,6 +59,10 @@ fn a_runner_killed_mid_migration_is_recovered_and_its_lock_taken_over() {
     let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("graphmig"))
         .current_dir(project.dir.path())
         .env("GRAPHMIG_PASSWORD", &project.db.server.password)
+        .env(
+            "GRAPHMIG_MIGRATION_PASSWORD",
+            crate::support::MIGRATION_PASSWORD,
+        )
         .arg("run")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -79,7 +87,7 @@ fn a_runner_killed_mid_migration_is_recovered_and_its_lock_taken_over() {
     child.kill().expect("kill -9");
     child.wait().expect("reap");
     assert_eq!(
-        project.db.count("__GraphmigLock"),
+        project.history_db().count("__GraphmigLock"),
         1,
         "the killed runner's lock is left behind"
     );
@@ -96,7 +104,7 @@ fn a_runner_killed_mid_migration_is_recovered_and_its_lock_taken_over() {
     assert_eq!(project.db.count("Later"), 1);
     assert_eq!(history_nodes(&project, "1"), 1);
     assert_eq!(
-        project.db.count("__GraphmigLock"),
+        project.history_db().count("__GraphmigLock"),
         0,
         "released after the run"
     );
@@ -198,6 +206,10 @@ fn concurrent_runners_apply_each_migration_exactly_once() {
         std::process::Command::new(assert_cmd::cargo::cargo_bin("graphmig"))
             .current_dir(dir)
             .env("GRAPHMIG_PASSWORD", &project.db.server.password)
+            .env(
+                "GRAPHMIG_MIGRATION_PASSWORD",
+                crate::support::MIGRATION_PASSWORD,
+            )
             .arg("run")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -237,7 +249,7 @@ fn a_held_lock_makes_run_wait_then_fail_clearly() {
         project.graphmig(&["run"]).status.success(),
         "creates the schema"
     );
-    project.db.query(
+    project.history_db().query(
         "CREATE (:__GraphmigLock {id: 'graphmig', owner: 'mallory@elsewhere:42/x', acquired_at: 1000, expires_at: 99999999999999, generation: 7})",
     );
     project.add("V5__create_later", "V2__create_later");
@@ -259,7 +271,7 @@ fn dry_run_executes_the_guests_but_changes_neither_graph_nor_ledger() {
     project.add("V5__create_later", "V2__create_later");
     let ledger = project.dir.path().join(".graphmig/ledger.db");
     let ledger_before = std::fs::read(&ledger).expect("ledger");
-    let history_before = project.db.count("__GraphmigMigration");
+    let history_before = project.history_db().count("__GraphmigMigration");
 
     let output = project.graphmig(&["run", "--dry-run"]);
     let out = text(&output);
@@ -279,7 +291,10 @@ fn dry_run_executes_the_guests_but_changes_neither_graph_nor_ledger() {
     assert_eq!(doc["migrations"][0]["changes"][0]["delta"], 1);
 
     assert_eq!(project.db.count("Later"), 0, "the graph did not change");
-    assert_eq!(project.db.count("__GraphmigMigration"), history_before);
+    assert_eq!(
+        project.history_db().count("__GraphmigMigration"),
+        history_before
+    );
     assert_eq!(
         std::fs::read(&ledger).expect("ledger"),
         ledger_before,
@@ -318,7 +333,7 @@ fn verify_finds_tampered_files_ledgers_and_histories() {
     assert!(project.graphmig(&["verify"]).status.success());
     assert_eq!(
         project
-            .db
+            .history_db()
             .query("MATCH (h:__GraphmigMigration {action: 'repair'}) RETURN h.key AS k")
             .len(),
         1
@@ -452,8 +467,10 @@ fn history_verbose_shows_the_journal() {
 #[test]
 fn history_in_a_database_of_its_own_is_recovered_from_markers() {
     let project = Project::new("");
-    let history_db = crate::support::Db::fresh();
-    project.write_extra_config(&format!("[history]\ndatabase = \"{}\"\n", history_db.name));
+    let history_db = project
+        .history
+        .as_ref()
+        .expect("a history database of its own");
     project.add("V1__create_first", "V1__create_first");
     assert!(project.graphmig(&["run"]).status.success());
     assert_eq!(
@@ -556,6 +573,7 @@ fn an_append_on_the_remembered_head_still_checks_the_lock() {
         uri: db.bolt_uri(),
         user: "root".into(),
         password: Secret::new(db.server.password.as_str()),
+        migration_user: None,
         database: db.name.clone(),
         connect_timeout: Duration::from_secs(10),
         history_database: None,
@@ -624,7 +642,7 @@ fn a_dropped_history_constraint_is_created_again() {
     project.add("V1__create_first", "V1__create_first");
     let constraints = || {
         let mut names: Vec<String> = project
-            .db
+            .history_db()
             .query("SHOW CONSTRAINTS")
             .iter()
             .filter_map(|row| row["name"].as_str().map(str::to_string))
@@ -636,7 +654,9 @@ fn a_dropped_history_constraint_is_created_again() {
     let both = ["graphmig_history_seq", "graphmig_lock_id"];
     assert_eq!(constraints(), both);
     // Later runs find both listed and create nothing; a missing one is noticed.
-    project.db.query("DROP CONSTRAINT graphmig_history_seq");
+    project
+        .history_db()
+        .query("DROP CONSTRAINT graphmig_history_seq");
     assert_eq!(constraints(), ["graphmig_lock_id"]);
     let output = project.graphmig(&["run"]);
     assert!(output.status.success(), "{}", text(&output));

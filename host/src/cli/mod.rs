@@ -80,6 +80,22 @@ enum Command {
     Sync,
     /// Remove the lock, whoever holds it, and record who did.
     Unlock,
+    /// Report which dangerous operations the server itself refuses the migration user, and which rest on the Cypher policy alone.
+    Doctor(JsonArgs),
+    /// Print the role, grants and user (Neo4j) or group and user (ArcadeDB) an administrator sets up for the migration user.
+    Privileges(PrivilegesArgs),
+}
+
+#[derive(Debug, Args)]
+struct PrivilegesArgs {
+    /// The server: neo4j-5, neo4j-4.4 or arcadedb (default: database.dialect, else neo4j-5).
+    #[arg(long, value_parser = parse_dialect)]
+    dialect: Option<graphmig::schema::Dialect>,
+}
+
+fn parse_dialect(text: &str) -> Result<graphmig::schema::Dialect, String> {
+    graphmig::schema::Dialect::parse(text)
+        .ok_or_else(|| format!("`{text}`: use neo4j-5, neo4j-4.4 or arcadedb"))
 }
 
 #[derive(Debug, Args)]
@@ -216,7 +232,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             println!("Created {}", path.display());
         }
         println!(
-            "Next: set [database] in {}, then `graphmig new \"first migration\" --lang cypher`",
+            "Next: set [database] and [history] in {} (create the history database first), then `graphmig new \"first migration\" --lang cypher`",
             args.dir.join(CONFIG_FILE).display()
         );
         return Ok(exit::OK);
@@ -232,9 +248,34 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
         }
         return Ok(exit::OK);
     }
+    if let Command::Privileges(args) = &cli.command {
+        use graphmig::privileges::{PrivilegeRequest, PrivilegeTarget, render};
+        use graphmig::schema::Dialect;
+        let target = match args
+            .dialect
+            .or(config.database.dialect)
+            .unwrap_or(Dialect::Neo4j5)
+        {
+            Dialect::Neo4j5 => PrivilegeTarget::Neo4j5,
+            Dialect::Neo4j44 => PrivilegeTarget::Neo4j44,
+            Dialect::ArcadeDb => PrivilegeTarget::ArcadeDb,
+        };
+        let request = PrivilegeRequest {
+            migration_user: config
+                .database
+                .migration_user
+                .as_ref()
+                .map_or_else(|| "graphmig_migrator".to_string(), |m| m.user.clone()),
+            owner_user: config.database.user.clone(),
+            database: config.database.database.clone(),
+            history_database: config.database.history_database.clone(),
+        };
+        print!("{}", render(target, &request));
+        return Ok(exit::OK);
+    }
     let json = match &cli.command {
         Command::Run(a) => a.json,
-        Command::Status(a) | Command::Verify(a) => a.json,
+        Command::Status(a) | Command::Verify(a) | Command::Doctor(a) => a.json,
         Command::History(a) => a.json,
         _ => false,
     };
@@ -255,7 +296,9 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
     let runner = Runner::new(config, reporter.clone());
     let work = async move {
         match cli.command {
-            Command::Build | Command::Init(_) | Command::New(_) => Ok(exit::OK),
+            Command::Build | Command::Init(_) | Command::New(_) | Command::Privileges(_) => {
+                Ok(exit::OK)
+            }
             Command::Run(args) => {
                 let options = RunOptions {
                     target: args.target,
@@ -348,6 +391,11 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
                     "Synced {synced} entr{} from the graph",
                     if synced == 1 { "y" } else { "ies" }
                 );
+                Ok(exit::OK)
+            }
+            Command::Doctor(args) => {
+                let findings = runner.doctor().await?;
+                output::print_doctor(&findings, args.json)?;
                 Ok(exit::OK)
             }
             Command::Unlock => {

@@ -466,6 +466,54 @@ pub fn print_verify(problems: &[String], json: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
+pub fn print_doctor(findings: &[graphmig::doctor::Finding], json: bool) -> anyhow::Result<()> {
+    use graphmig::doctor::Guard;
+    if json {
+        let items: Vec<_> = findings
+            .iter()
+            .map(|f| {
+                serde_json::json!({
+                    "check": f.check,
+                    "operation": f.operation,
+                    "guard": f.guard.as_str(),
+                    "detail": f.detail,
+                })
+            })
+            .collect();
+        let enforced = findings.iter().all(|f| f.guard == Guard::Server);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(
+                &serde_json::json!({ "server_enforced": enforced, "checks": items })
+            )?
+        );
+        return Ok(());
+    }
+    for f in findings {
+        let mark = match f.guard {
+            Guard::Server => "ok  ",
+            Guard::PolicyOnly => "RISK",
+        };
+        println!(
+            "{mark} {:<16} {}: {}",
+            f.check,
+            f.operation,
+            f.guard.as_str()
+        );
+        println!("     {:<16} {}", "", f.detail);
+    }
+    let risks = findings
+        .iter()
+        .filter(|f| f.guard == Guard::PolicyOnly)
+        .count();
+    if risks == 0 {
+        println!("The server itself refuses every operation checked.");
+    } else {
+        println!("{risks} operation(s) rest on graphmig's Cypher policy alone.");
+    }
+    Ok(())
+}
+
 pub fn print_history(
     ledger: &SqliteLedger,
     attempts: &[Attempt],

@@ -146,6 +146,9 @@ fn debug_string_after(text: &str, key: &str) -> Option<String> {
 /// A connected graph database.
 pub struct GraphDb {
     graph: Graph,
+    /// The pool of the migration user, when one is configured: migrations' own
+    /// transactions run on it, bookkeeping on `graph`.
+    migration_graph: Option<Graph>,
     settings: DatabaseSettings,
     agent: String,
     dialect: Dialect,
@@ -233,8 +236,13 @@ impl GraphDb {
                         } else {
                             Dialect::Neo4j5
                         });
+                let migration_graph = match &settings.migration_user {
+                    Some(user) => Some(connect_migration_user(settings, user).await?),
+                    None => None,
+                };
                 Ok(GraphDb {
                     graph,
+                    migration_graph,
                     settings: settings.clone(),
                     agent: announced.unwrap_or(components),
                     dialect,
@@ -332,13 +340,36 @@ impl GraphDb {
 
     /// Starts an explicit transaction on the configured database.
     pub async fn begin(&self) -> Result<GraphTxn, Error> {
-        self.begin_on(&self.settings.database).await
+        let graph = self.migration_graph.as_ref().unwrap_or(&self.graph);
+        self.begin_on(graph, &self.settings.database).await
+    }
+
+    /// The user migrations' statements run as: the migration user if configured,
+    /// else the owner.
+    pub fn migration_user(&self) -> &str {
+        self.settings
+            .migration_user
+            .as_ref()
+            .map_or(&self.settings.user, |m| &m.user)
+    }
+
+    /// An explicit transaction on `database` as the migration user (the owner if
+    /// none is configured), for `graphmig doctor`'s probes of what the server
+    /// refuses that user.
+    pub async fn begin_as_migration_user_on(&self, database: &str) -> Result<GraphTxn, Error> {
+        let graph = self.migration_graph.as_ref().unwrap_or(&self.graph);
+        self.begin_on(graph, database).await
     }
 
     /// Starts an explicit transaction on the database holding the history and
     /// the lock (the target database unless configured otherwise).
     pub async fn begin_history(&self) -> Result<GraphTxn, Error> {
-        self.begin_on(self.history_database()).await
+        self.begin_on(&self.graph, self.history_database()).await
+    }
+
+    /// An explicit transaction on `database` as the owner user (bookkeeping).
+    pub async fn begin_as_owner_on(&self, database: &str) -> Result<GraphTxn, Error> {
+        self.begin_on(&self.graph, database).await
     }
 
     /// The database holding the history and the lock.
@@ -349,26 +380,31 @@ impl GraphDb {
             .unwrap_or(&self.settings.database)
     }
 
+    /// Whether a migration's history entry is written apart from its
+    /// transaction: by the owner, right after the data commits with a marker. So
+    /// it is when the history lives in a database of its own, and when
+    /// migrations run as a migration user, who may not write the history.
+    pub fn history_written_apart(&self) -> bool {
+        self.history_is_separate() || self.migration_graph.is_some()
+    }
+
     /// Whether the history lives in a database of its own, so that it cannot
     /// share the migration's transaction.
     pub fn history_is_separate(&self) -> bool {
         self.history_database() != self.settings.database
     }
 
-    async fn begin_on(&self, database: &str) -> Result<GraphTxn, Error> {
-        let txn = tokio::time::timeout(
-            self.settings.connect_timeout,
-            self.graph.start_txn_on(database),
-        )
-        .await
-        .map_err(|_| Error::Database {
-            uri: self.settings.uri.clone(),
-            message: "no answer to BEGIN".into(),
-        })?
-        .map_err(|e| Error::Database {
-            uri: self.settings.uri.clone(),
-            message: redact(&e.to_string(), &self.settings),
-        })?;
+    async fn begin_on(&self, graph: &Graph, database: &str) -> Result<GraphTxn, Error> {
+        let txn = tokio::time::timeout(self.settings.connect_timeout, graph.start_txn_on(database))
+            .await
+            .map_err(|_| Error::Database {
+                uri: self.settings.uri.clone(),
+                message: "no answer to BEGIN".into(),
+            })?
+            .map_err(|e| Error::Database {
+                uri: self.settings.uri.clone(),
+                message: redact(&e.to_string(), &self.settings),
+            })?;
         Ok(GraphTxn { txn, failed: false })
     }
 }
@@ -386,16 +422,25 @@ pub fn target_key(settings: &DatabaseSettings) -> String {
 /// too many failed attempts with the same message as a wrong password.
 const AUTH_HINT: &str = "(check GRAPHMIG_USER and GRAPHMIG_PASSWORD; after many failed logins ArcadeDB refuses even the right password for a while)";
 
+const MIGRATION_AUTH_HINT: &str = "(check database.migration-user and GRAPHMIG_MIGRATION_PASSWORD; `graphmig privileges` shows how the user is set up)";
+
 fn describe_connect_error(error: &neo4rs::Error, settings: &DatabaseSettings) -> String {
+    describe_login_error(error, settings, &settings.user, AUTH_HINT)
+}
+
+fn describe_login_error(
+    error: &neo4rs::Error,
+    settings: &DatabaseSettings,
+    user: &str,
+    hint: &str,
+) -> String {
     let text = match error {
         neo4rs::Error::IOError { detail } => format!("{detail}"),
-        neo4rs::Error::AuthenticationError(m) => format!(
-            "authentication failed for user `{}`: {m} {AUTH_HINT}",
-            settings.user
-        ),
+        neo4rs::Error::AuthenticationError(m) => {
+            format!("authentication failed for user `{user}`: {m} {hint}")
+        }
         neo4rs::Error::Neo4j(e) if e.code().starts_with("Neo.ClientError.Security.") => format!(
-            "authentication failed for user `{}`: {} {AUTH_HINT}",
-            settings.user,
+            "authentication failed for user `{user}`: {} {hint}",
             e.message()
         ),
         neo4rs::Error::Neo4j(e) if e.code().contains("DatabaseNotFound") => format!(
@@ -408,13 +453,63 @@ fn describe_connect_error(error: &neo4rs::Error, settings: &DatabaseSettings) ->
     redact(&text, settings)
 }
 
-/// Removes the password from a message, should a driver ever echo it.
+/// Removes the passwords from a message, should a driver ever echo one.
 fn redact(text: &str, settings: &DatabaseSettings) -> String {
-    let password = settings.password.expose();
-    if password.is_empty() {
-        text.to_string()
-    } else {
-        text.replace(password, "***")
+    let mut text = text.to_string();
+    let migration = settings
+        .migration_user
+        .as_ref()
+        .map(|m| m.password.expose());
+    for password in std::iter::once(settings.password.expose()).chain(migration) {
+        if !password.is_empty() {
+            text = text.replace(password, "***");
+        }
+    }
+    text
+}
+
+/// Opens the migration user's pool and proves its login with a transaction on
+/// the target database, within the connect timeout.
+async fn connect_migration_user(
+    settings: &DatabaseSettings,
+    user: &crate::config::MigrationUser,
+) -> Result<Graph, Error> {
+    let fail = |message: String| Error::Connect {
+        uri: settings.uri.clone(),
+        database: settings.database.clone(),
+        message: format!("as the migration user: {message}"),
+    };
+    if user.password.expose().is_empty() {
+        return Err(fail(format!(
+            "database.migration-user is `{}` but GRAPHMIG_MIGRATION_PASSWORD is not set",
+            user.user
+        )));
+    }
+    let config = ConfigBuilder::default()
+        .uri(settings.uri.as_str())
+        .user(user.user.as_str())
+        .password(user.password.expose())
+        .db(settings.database.as_str())
+        .max_connections(4)
+        .build()
+        .map_err(|e| fail(redact(&e.to_string(), settings)))?;
+    let probe = async {
+        let graph = Graph::connect(config)?;
+        let mut txn = graph.start_txn_on(settings.database.as_str()).await?;
+        txn.run(neo4rs::query("RETURN 1")).await?;
+        txn.rollback().await?;
+        Ok::<_, neo4rs::Error>(graph)
+    };
+    match tokio::time::timeout(settings.connect_timeout, probe).await {
+        Err(_) => Err(fail(format!(
+            "no answer within {} s",
+            settings.connect_timeout.as_secs()
+        ))),
+        Ok(Err(e)) => Err(fail(redact(
+            &describe_login_error(&e, settings, &user.user, MIGRATION_AUTH_HINT),
+            settings,
+        ))),
+        Ok(Ok(graph)) => Ok(graph),
     }
 }
 
