@@ -14,8 +14,8 @@ use crate::graph::lock::{HeldLock, LockHolder, now_ms};
 use crate::graph::{GraphDb, GraphTxn, target_key};
 use crate::journal::JournalEntry;
 use crate::ledger::{
-    Action, Attempt, CHAIN_ORIGIN, ChainLink, Finish, Folded, KeptBatch, Outcome, SqliteLedger,
-    State, chain_hash, fold_state, now_rfc3339,
+    Action, Attempt, CHAIN_ORIGIN, ChainLink, Finish, Folded, HISTORY_FORMAT, KeptBatch, Outcome,
+    SqliteLedger, State, chain_hash, fold_state, now_rfc3339,
 };
 use crate::migration::{Checksum, Migration, MigrationId, Version};
 use crate::reporter::{AppliedSummary, Reporter};
@@ -421,15 +421,93 @@ impl Runner {
         settle(result, lock.release(&db).await)
     }
 
+    /// Sets aside history nodes graphmig did not write: malformed ones, and
+    /// entries that break the hash chain and that no ledger row knows (forged).
+    /// Returns their element ids.
+    async fn set_aside_foreign_history(
+        &self,
+        db: &GraphDb,
+        ledger: &SqliteLedger,
+    ) -> Result<Vec<String>, Error> {
+        let (entries, malformed) = db.read_history_nodes().await?;
+        let known: std::collections::HashSet<String> = ledger
+            .attempts(&self.target())?
+            .into_iter()
+            .map(|a| a.attempt_key)
+            .collect();
+        let mut aside: Vec<String> = malformed.into_iter().map(|(id, _)| id).collect();
+        let mut previous = CHAIN_ORIGIN.to_string();
+        for entry in &entries {
+            let breaks = entry.expected_hash() != entry.chain.hash || entry.previous != previous;
+            if breaks && !known.contains(&entry.attempt_key) {
+                aside.push(entry.node.clone());
+            } else {
+                previous = entry.chain.hash.clone();
+            }
+        }
+        db.set_aside_history_nodes(&aside).await?;
+        Ok(aside)
+    }
+
+    /// Batch tags in the target that no attempt made: a migration forged them, or
+    /// copied them from elements of another batch.
+    async fn foreign_batch_tags(
+        &self,
+        db: &GraphDb,
+        attempts: &[Attempt],
+        history: &[HistoryEntry],
+    ) -> Result<Vec<String>, Error> {
+        let known: std::collections::HashSet<&str> = attempts
+            .iter()
+            .map(|a| a.attempt_key.as_str())
+            .chain(history.iter().map(|h| h.attempt_key.as_str()))
+            .collect();
+        let tag = crate::graph::batch::BATCH_TAG;
+        let mut problems = Vec::new();
+        for (what, pattern) in [("node", "(e)"), ("relationship", "()-[e]->()")] {
+            let mut txn = db.begin().await?;
+            let rows = txn
+                .run(
+                    &format!(
+                        "MATCH {pattern} WHERE e.{tag} IS NOT NULL WITH toString(e.{tag}) AS tag, count(*) AS n RETURN tag, n"
+                    ),
+                    Vec::new(),
+                )
+                .await
+                .map_err(|e| db.database_error(format!("reading batch tags: {e}")))?;
+            let _ = txn.rollback().await;
+            for row in rows {
+                let value = crate::graph::history::text(&row, "tag").unwrap_or_default();
+                let count = crate::graph::history::int(&row, "n").unwrap_or(0);
+                // A batch id is `<attempt key>-<n>`.
+                let owner = value.rsplit_once('-').map_or("", |(attempt, _)| attempt);
+                if !known.contains(owner) {
+                    problems.push(format!(
+                        "{count} {what}(s) carry the batch tag `{value}`, which no attempt made: a migration forged or copied it (find them with MATCH {pattern} WHERE e.{tag} = '{value}' RETURN e)"
+                    ));
+                }
+            }
+        }
+        Ok(problems)
+    }
+
     /// Checks files, the ledger's hash chain and its agreement with the graph.
     /// Returns every problem found, each with its way out.
     pub async fn verify(&self) -> Result<Vec<String>, Error> {
         let chain = Chain::discover(&self.config.migrations_dir)?;
         let ledger = SqliteLedger::open(&self.config.ledger_path)?;
         let db = GraphDb::connect(&self.config.database).await?;
-        let history = db.read_history().await?;
+        let history = match db.read_history().await {
+            Ok(history) => history,
+            // Nodes that are not graphmig's entries are problems to report, not a
+            // failure of the command.
+            Err(Error::VerifyFailed { problems }) => return Ok(problems),
+            Err(other) => return Err(other),
+        };
         let attempts = ledger.attempts(&self.target())?;
-        Ok(self.problems(&chain, &attempts, &history))
+        let mut problems = self.problems(&chain, &attempts, &history);
+        problems.extend(self.foreign_batch_tags(&db, &attempts, &history).await?);
+        Ok(problems)
     }
 
     fn problems(
@@ -490,6 +568,28 @@ impl Runner {
                 .as_ref()
                 .map(MigrationId::key)
                 .unwrap_or_default();
+            // A format-2 entry's hash covers fields the ledger does not keep: the
+            // row is checked against the graph's entry instead, field by field.
+            if let Some(entry) = history
+                .iter()
+                .find(|h| h.chain.seq == link.seq && h.format >= HISTORY_FORMAT)
+            {
+                let differs = [
+                    (chain_action(attempt.action) != entry.action, "action"),
+                    (key != entry.key, "migration"),
+                    (attempt.checksum != entry.checksum, "checksum"),
+                    (link.hash != entry.chain.hash, "hash"),
+                ];
+                if let Some((_, field)) = differs.iter().find(|(d, _)| *d) {
+                    problems.push(format!(
+                        "ledger row {} ({key}) breaks the hash chain at position {}: its {field} differs from the graph's entry; the ledger was edited. Rebuild it from the graph: move it away and run `graphmig sync`",
+                        attempt.id, link.seq
+                    ));
+                }
+                previous = link.hash.clone();
+                expected_seq = link.seq + 1;
+                continue;
+            }
             let hash = chain_hash(
                 &previous,
                 chain_action(attempt.action),
@@ -508,14 +608,22 @@ impl Runner {
 
         // The graph's chain, and the two against each other.
         let mut previous = CHAIN_ORIGIN.to_string();
+        let mut newest_format = 1;
         for entry in history {
-            let hash = chain_hash(&previous, entry.action, &entry.key, &entry.checksum);
+            let hash = entry.expected_hash();
             if hash != entry.chain.hash || entry.previous != previous {
                 problems.push(format!(
-                    "history node {} ({}) in the graph breaks the hash chain: recorded {}, computed {hash}; the graph's history was edited",
+                    "history node {} ({}) in the graph breaks the hash chain: recorded {}, computed {hash}; the graph's history was edited or forged (`graphmig repair` sets aside entries no ledger row has)",
                     entry.chain.seq, entry.key, entry.chain.hash
                 ));
             }
+            if entry.format < newest_format {
+                problems.push(format!(
+                    "history node {} ({}) has format {} after an entry of format {newest_format}: formats never go back, so it was rewritten to escape the hash over all its fields",
+                    entry.chain.seq, entry.key, entry.format
+                ));
+            }
+            newest_format = newest_format.max(entry.format);
             previous = entry.chain.hash.clone();
             match links.iter().find(|a| a.chain.as_ref().is_some_and(|c| c.seq == entry.chain.seq)) {
                 None => problems.push(format!(
@@ -1053,10 +1161,33 @@ impl Runner {
         let db = self.connect().await?;
         let lock = self.lock(&db).await?;
         let outcome = async {
+            let mut done = Vec::new();
+            let aside = self.set_aside_foreign_history(&db, &ledger).await?;
+            if !aside.is_empty() {
+                let note = format!(
+                    "set aside {} history node(s) graphmig did not write, relabelled {}: {}",
+                    aside.len(),
+                    crate::graph::history::SET_ASIDE_LABEL,
+                    aside.join(", ")
+                );
+                ledger.record_event(
+                    &self.target(),
+                    Action::Repair,
+                    None,
+                    "history",
+                    &Checksum::from_hex(""),
+                    None,
+                    &new_attempt_key(),
+                    &actor(),
+                    &note,
+                )?;
+                self.reporter
+                    .audit(&format!("Repaired the history: {note}"));
+                done.push(note);
+            }
             self.sync_ledger(&db, lock.fence(), &ledger).await?;
             let attempts = ledger.attempts(&self.target())?;
             let grouped = group(&attempts);
-            let mut done = Vec::new();
             for (id, events) in &grouped {
                 let folded = fold_state(events.iter().copied());
                 match folded.state {

@@ -662,3 +662,81 @@ fn a_dropped_history_constraint_is_created_again() {
     assert!(output.status.success(), "{}", text(&output));
     assert_eq!(constraints(), both);
 }
+
+#[test]
+fn forged_and_rewritten_history_is_a_verify_problem_that_repair_sets_aside() {
+    let project = Project::new("");
+    project.add("V1__create_first", "V1__create_first");
+    project.add("V5__create_later", "V2__create_later");
+    assert!(project.graphmig(&["run"]).status.success());
+    let history = project.history_db();
+
+    // Every stored field is in the chain hash: a rewritten description is found.
+    history.query("MATCH (h:__GraphmigMigration {seq: 1}) SET h.description = 'innocent'");
+    let output = project.graphmig(&["verify"]);
+    let out = text(&output);
+    assert_eq!(output.status.code(), Some(6), "{out}");
+    assert!(
+        out.contains("history node 1") && out.contains("breaks the hash chain"),
+        "{out}"
+    );
+    history.query("MATCH (h:__GraphmigMigration {seq: 1}) SET h.description = 'create first'");
+    let restored = project.graphmig(&["verify"]);
+    assert!(restored.status.success(), "{}", text(&restored));
+
+    // So is a rewrite that drops the entry to the old format.
+    history.query("MATCH (h:__GraphmigMigration {seq: 2}) REMOVE h.format");
+    let output = project.graphmig(&["verify"]);
+    assert_eq!(output.status.code(), Some(6), "{}", text(&output));
+    history.query("MATCH (h:__GraphmigMigration {seq: 2}) SET h.format = 2");
+
+    // A forged, malformed entry: every command that reads the history reports it
+    // as a problem (exit 6), naming the node and the way out; none fails with a
+    // database error.
+    history.query("CREATE (:__GraphmigMigration {seq: 'three', chain_hash: 'x', action: 'up'})");
+    for args in [&["verify"][..], &["run"][..]] {
+        let output = project.graphmig(args);
+        let out = text(&output);
+        assert_eq!(output.status.code(), Some(6), "{args:?}: {out}");
+        assert!(
+            out.contains("is not an entry graphmig wrote") && out.contains("graphmig repair"),
+            "{args:?}: {out}"
+        );
+    }
+    // A well-formed forged entry at the end of the chain.
+    history.query(
+        "CREATE (:__GraphmigMigration {seq: 3, chain_hash: 'f00d', previous: 'x', action: 'up', key: '9', version: '9', description: 'forged', checksum: 'ab', attempt: 'forged-attempt', applied_at: 'now', applied_by: 'mallory', format: 2})",
+    );
+    let repair = project.graphmig(&["repair"]);
+    let out = text(&repair);
+    assert!(repair.status.success(), "{out}");
+    assert!(out.contains("set aside 2 history node(s)"), "{out}");
+    assert_eq!(
+        history.count("__GraphmigSetAside"),
+        2,
+        "the evidence is kept"
+    );
+    let verify = project.graphmig(&["verify"]);
+    assert!(verify.status.success(), "{}", text(&verify));
+    assert_eq!(
+        project.states(),
+        states(&[("1", "applied"), ("2", "applied")])
+    );
+}
+
+#[test]
+fn batch_tags_no_attempt_made_are_a_verify_problem() {
+    let project = Project::new("");
+    project.add("V1__create_first", "V1__create_first");
+    assert!(project.graphmig(&["run"]).status.success());
+    project
+        .db
+        .query("CREATE (:Claimed {_graphmig_batch: 'forged-batch-1'}), (:Claimed {_graphmig_batch: 'forged-batch-1'})");
+    let output = project.graphmig(&["verify"]);
+    let out = text(&output);
+    assert_eq!(output.status.code(), Some(6), "{out}");
+    assert!(
+        out.contains("2 node(s) carry the batch tag `forged-batch-1`, which no attempt made"),
+        "{out}"
+    );
+}

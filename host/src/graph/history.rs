@@ -6,13 +6,17 @@ use neo4rs::BoltType;
 
 use super::{GraphDb, GraphError, GraphErrorKind, GraphTxn};
 use crate::error::Error;
-use crate::ledger::{Action, CHAIN_ORIGIN, ChainLink, chain_hash};
+use crate::ledger::{
+    Action, CHAIN_ORIGIN, ChainLink, EntryFields, HISTORY_FORMAT, chain_hash, entry_hash,
+};
 use crate::migration::Checksum;
 
 /// The label of history nodes.
 pub const HISTORY_LABEL: &str = "__GraphmigMigration";
 /// The label of the lock node.
 pub const LOCK_LABEL: &str = "__GraphmigLock";
+/// The label history nodes that are not graphmig's are moved to by `repair`.
+pub const SET_ASIDE_LABEL: &str = "__GraphmigSetAside";
 /// The label of the markers a migration leaves in the target database when the
 /// history lives in another one.
 pub const MARKER_LABEL: &str = "__GraphmigApplied";
@@ -38,6 +42,31 @@ pub struct HistoryEntry {
     pub applied_at: String,
     /// Who (`user@host`).
     pub applied_by: String,
+    /// The entry's format: 2 (its hash covers every field) or 1 (earlier versions).
+    pub format: i64,
+    /// The node's element id, where the entry was read from the graph.
+    pub node: String,
+}
+
+impl HistoryEntry {
+    /// The chain hash this entry should have, by its format.
+    pub fn expected_hash(&self) -> String {
+        if self.format >= HISTORY_FORMAT {
+            entry_hash(&EntryFields {
+                seq: self.chain.seq,
+                previous: &self.previous,
+                action: self.action,
+                key: &self.key,
+                description: &self.description,
+                checksum: &self.checksum,
+                attempt: &self.attempt_key,
+                applied_at: &self.applied_at,
+                applied_by: &self.applied_by,
+            })
+        } else {
+            chain_hash(&self.previous, self.action, &self.key, &self.checksum)
+        }
+    }
 }
 
 /// What a runner writes into the graph with a migration.
@@ -206,16 +235,41 @@ impl GraphDb {
         unique(LOCK_LABEL, "id") && unique(HISTORY_LABEL, "seq")
     }
 
-    /// The whole history, in chain order.
+    /// The whole history, in chain order. A node that is not an entry graphmig
+    /// wrote (a field missing or of the wrong type, a version that is not its key,
+    /// an unknown format) fails the read as a verify problem naming the node and
+    /// the way out, never as a database error.
     pub async fn read_history(&self) -> Result<Vec<HistoryEntry>, Error> {
+        let (entries, malformed) = self.read_history_nodes().await?;
+        if malformed.is_empty() {
+            Ok(entries)
+        } else {
+            Err(Error::VerifyFailed {
+                problems: malformed
+                    .into_iter()
+                    .map(|(id, why)| {
+                        format!(
+                            "history node {id} in `{}` is not an entry graphmig wrote ({why}): it was forged or edited; `graphmig repair` sets it aside",
+                            self.history_database()
+                        )
+                    })
+                    .collect(),
+            })
+        }
+    }
+
+    /// Every history node: the well-formed entries, in chain order, and the
+    /// element ids of the malformed ones with what is wrong with each.
+    pub async fn read_history_nodes(
+        &self,
+    ) -> Result<(Vec<HistoryEntry>, Vec<(String, String)>), Error> {
         let mut txn = self.begin_history().await?;
         let rows = txn
             .run(
                 &format!(
-                    "MATCH (h:{HISTORY_LABEL}) RETURN h.seq AS seq, h.chain_hash AS hash, h.previous AS previous,
-                     h.action AS action, h.key AS key, h.description AS description, h.checksum AS checksum,
-                     h.attempt AS attempt, h.applied_at AS applied_at, h.applied_by AS applied_by
-                     ORDER BY seq"
+                    "MATCH (h:{HISTORY_LABEL}) RETURN elementId(h) AS id, h.seq AS seq, h.chain_hash AS hash, h.previous AS previous,
+                     h.action AS action, h.key AS key, h.version AS version, h.description AS description, h.checksum AS checksum,
+                     h.attempt AS attempt, h.applied_at AS applied_at, h.applied_by AS applied_by, h.format AS format"
                 ),
                 Vec::new(),
             )
@@ -223,29 +277,41 @@ impl GraphDb {
             .map_err(|e| self.database_error(format!("reading the history: {e}")))?;
         let _ = txn.rollback().await;
         let mut entries = Vec::with_capacity(rows.len());
+        let mut malformed = Vec::new();
         for row in rows {
-            let action = text(&row, "action").and_then(|a| Action::parse(&a));
-            let (Some(seq), Some(hash), Some(action)) =
-                (int(&row, "seq"), text(&row, "hash"), action)
-            else {
-                return Err(self.database_error(format!(
-                    "a {HISTORY_LABEL} node is incomplete (seq, chain_hash or action missing)"
-                )));
-            };
-            entries.push(HistoryEntry {
-                chain: ChainLink { seq, hash },
-                previous: text(&row, "previous").unwrap_or_default(),
-                action,
-                key: text(&row, "key").unwrap_or_default(),
-                description: text(&row, "description").unwrap_or_default(),
-                checksum: Checksum::from_hex(text(&row, "checksum").unwrap_or_default()),
-                attempt_key: text(&row, "attempt").unwrap_or_default(),
-                applied_at: text(&row, "applied_at").unwrap_or_default(),
-                applied_by: text(&row, "applied_by").unwrap_or_default(),
-            });
+            let id = text(&row, "id").unwrap_or_else(|| "?".into());
+            match parse_entry(&row) {
+                Ok(entry) => entries.push(entry),
+                Err(why) => malformed.push((id, why)),
+            }
         }
         entries.sort_by_key(|e| e.chain.seq);
-        Ok(entries)
+        Ok((entries, malformed))
+    }
+
+    /// Sets history nodes aside: relabels them `__GraphmigSetAside`, so that the
+    /// evidence stays but no runner reads them as history. Returns how many.
+    pub async fn set_aside_history_nodes(&self, ids: &[String]) -> Result<usize, Error> {
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        let mut txn = self.begin_history().await?;
+        let list = BoltType::List(neo4rs::BoltList::from(
+            ids.iter().map(|id| s(id)).collect::<Vec<_>>(),
+        ));
+        let counters = txn
+            .run_discarding(
+                &format!(
+                    "MATCH (h:{HISTORY_LABEL}) WHERE elementId(h) IN $ids REMOVE h:{HISTORY_LABEL} SET h:{SET_ASIDE_LABEL}"
+                ),
+                vec![("ids".into(), list)],
+            )
+            .await
+            .map_err(|e| self.database_error(format!("setting history nodes aside: {e}")))?;
+        txn.commit()
+            .await
+            .map_err(|e| self.database_error(format!("setting history nodes aside: {e}")))?;
+        Ok(counters.labels_removed.max(0) as usize)
     }
 
     /// Whether the target database holds the marker of `attempt_key`, that is,
@@ -355,16 +421,50 @@ impl GraphTxn {
     }
 }
 
+/// Reads one history row, or says what is wrong with it.
+fn parse_entry(row: &[(String, BoltType)]) -> Result<HistoryEntry, String> {
+    let seq = int(row, "seq").ok_or("no integer seq")?;
+    let hash = text(row, "hash").ok_or("no chain_hash")?;
+    let action = text(row, "action")
+        .and_then(|a| Action::parse(&a))
+        .ok_or("no known action")?;
+    let field = |name: &str| text(row, name).ok_or(format!("no {name}"));
+    let key = field("key")?;
+    if text(row, "version").as_deref() != Some(key.as_str()) {
+        return Err("its version is not its key".into());
+    }
+    let format = match row.iter().find(|(n, _)| n == "format").map(|(_, v)| v) {
+        None | Some(BoltType::Null(_)) => 1,
+        Some(BoltType::Integer(f)) if f.value == HISTORY_FORMAT => HISTORY_FORMAT,
+        Some(other) => return Err(format!("unknown format {other:?}")),
+    };
+    Ok(HistoryEntry {
+        chain: ChainLink { seq, hash },
+        previous: field("previous")?,
+        action,
+        key,
+        description: field("description")?,
+        checksum: Checksum::from_hex(field("checksum")?),
+        attempt_key: field("attempt")?,
+        applied_at: field("applied_at")?,
+        applied_by: field("applied_by")?,
+        format,
+        node: text(row, "id").unwrap_or_default(),
+    })
+}
+
 /// Creates a history node from `$seq`, `$hash` and the entry's other parameters.
 const CREATE_ENTRY: &str = "CREATE (:__GraphmigMigration {seq: $seq, chain_hash: $hash, previous: $previous, action: $action,
      key: $key, version: $key, description: $description, checksum: $checksum, attempt: $attempt,
-     applied_at: $applied_at, applied_by: $applied_by})";
+     applied_at: $applied_at, applied_by: $applied_by, format: $format})";
 
 /// The entry that follows head `seq`, whose hash is `previous`.
 fn entry_after(seq: i64, previous: String, draft: &HistoryDraft) -> HistoryEntry {
-    let hash = chain_hash(&previous, draft.action, &draft.key, &draft.checksum);
-    HistoryEntry {
-        chain: ChainLink { seq: seq + 1, hash },
+    let mut entry = HistoryEntry {
+        chain: ChainLink {
+            seq: seq + 1,
+            hash: String::new(),
+        },
         previous,
         action: draft.action,
         key: draft.key.clone(),
@@ -373,7 +473,11 @@ fn entry_after(seq: i64, previous: String, draft: &HistoryDraft) -> HistoryEntry
         attempt_key: draft.attempt_key.clone(),
         applied_at: draft.applied_at.clone(),
         applied_by: draft.applied_by.clone(),
-    }
+        format: HISTORY_FORMAT,
+        node: String::new(),
+    };
+    entry.chain.hash = entry.expected_hash();
+    entry
 }
 
 fn entry_params(entry: &HistoryEntry) -> Vec<(String, BoltType)> {
@@ -388,5 +492,6 @@ fn entry_params(entry: &HistoryEntry) -> Vec<(String, BoltType)> {
         ("attempt".into(), s(&entry.attempt_key)),
         ("applied_at".into(), s(&entry.applied_at)),
         ("applied_by".into(), s(&entry.applied_by)),
+        ("format".into(), i(entry.format)),
     ]
 }

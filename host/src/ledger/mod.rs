@@ -234,5 +234,58 @@ pub fn chain_hash(previous: &str, action: Action, key: &str, checksum: &Checksum
     hex::encode(hasher.finalize())
 }
 
+/// The format of history entries this version writes: their chain hash covers
+/// every stored field ([`entry_hash`]). Format 1 entries (earlier versions) hash
+/// the action, key and checksum only ([`chain_hash`]).
+pub const HISTORY_FORMAT: i64 = 2;
+
+/// The stored fields of a history entry, as its format-2 hash covers them.
+#[derive(Debug, Clone, Copy)]
+pub struct EntryFields<'a> {
+    /// Position in the chain.
+    pub seq: i64,
+    /// The hash of the entry before it.
+    pub previous: &'a str,
+    /// What happened.
+    pub action: Action,
+    /// Migration key (also stored as `version`).
+    pub key: &'a str,
+    /// Description.
+    pub description: &'a str,
+    /// Checksum of the artifact.
+    pub checksum: &'a Checksum,
+    /// Attempt key.
+    pub attempt: &'a str,
+    /// When.
+    pub applied_at: &'a str,
+    /// Who.
+    pub applied_by: &'a str,
+}
+
+/// The format-2 chain hash: SHA-256 over every stored field of the entry, each
+/// length-prefixed so that no two entries share an encoding. A rewritten
+/// description, time or author breaks the chain as a rewritten checksum does.
+pub fn entry_hash(fields: &EntryFields<'_>) -> String {
+    use sha2::{Digest, Sha256};
+    let mut hasher = Sha256::new();
+    let seq = fields.seq.to_string();
+    for part in [
+        "graphmig-history-2",
+        seq.as_str(),
+        fields.previous,
+        fields.action.as_str(),
+        fields.key,
+        fields.description,
+        fields.checksum.as_str(),
+        fields.attempt,
+        fields.applied_at,
+        fields.applied_by,
+    ] {
+        hasher.update((part.len() as u64).to_be_bytes());
+        hasher.update(part.as_bytes());
+    }
+    hex::encode(hasher.finalize())
+}
+
 /// The hash the first entry of a chain links to.
 pub const CHAIN_ORIGIN: &str = "0000000000000000000000000000000000000000000000000000000000000000";

@@ -145,13 +145,11 @@ impl GuestState {
         Ok(Ok(total))
     }
 
-    /// A tag property unique to this refactoring of this attempt.
+    /// A tag property unique to this refactoring of this attempt: random, so that
+    /// it carries nothing of the process or the host and a guest cannot guess it.
     fn tag(&self) -> String {
-        format!(
-            "_graphmig_r{}_{}",
-            std::process::id(),
-            self.refactor_count() + 1
-        )
+        let random = crate::runner::new_attempt_key();
+        format!("_graphmig_r{}_{}", &random[..16], self.refactor_count() + 1)
     }
 
     fn chunk(&self) -> usize {
