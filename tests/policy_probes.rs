@@ -113,6 +113,9 @@ const RESERVED: &[&str] = &[
     "MERGE (n:__GraphmigLock {id: 'graphmig'}) SET n.owner = 'x'",
     "MATCH ()-[r:__GraphmigEdge]->() DELETE r",
     "MATCH (n) CREATE (n:$('__GraphmigMigration'))",
+    "MATCH (n) SET n:$('__GraphmigMigration')",
+    "MATCH (n) SET n:$('\\u005f_GraphmigLock')",
+    "MATCH (n:$('__GraphmigLock')) DETACH DELETE n",
     "MATCH (n) WHERE n:__GraphmigMigration|Person RETURN n",
     "MATCH (n) WHERE NOT n:__GraphmigMigration OR true DETACH DELETE n",
     "MATCH (n) WHERE NOT NOT n:__GraphmigMigration DETACH DELETE n",
@@ -126,6 +129,7 @@ const DYNAMIC: &[&str] = &[
     "MATCH (n:$(toUpper('x'))) RETURN n",
     "MATCH (n) SET n[$key] = 1",
     "MATCH (n) SET n['_graph' + 'mig_batch'] = 1",
+    "MATCH (n) SET n:$('__Graph' + 'migLock')",
 ];
 
 /// Procedures and functions that are denied by default, in every disguise.
@@ -269,7 +273,6 @@ const UNPARSED: &[&str] = &[
     "MATCH (n) REMOVE n.`_graphmig_batch`",
     "LOAD CSV FROM 'file:/' || '/x' AS r RETURN r",
     "CALL { LOAD CSV FROM 'file:///x' AS r RETURN r } RETURN 1",
-    "MATCH (n) SET n:$('X')",
     "",
 ];
 
@@ -419,6 +422,9 @@ pub fn probes() -> Vec<Probe> {
         "MATCH (n) RETURN n UNION MATCH (m) RETURN m AS n",
         "RETURN [x IN range(1, 10) WHERE x % 2 = 0 | x * 2] AS xs",
         "MATCH (n) CREATE (m:$('Literal'))",
+        "MATCH (n) SET n:$('Literal')",
+        "MATCH (n) REMOVE n:$(\"Literal\")",
+        "MATCH (a), (b) CREATE (a)-[:$('LINKS')]->(b)",
         "CREATE CONSTRAINT person_id IF NOT EXISTS FOR (p:Person) REQUIRE p.id IS UNIQUE",
         "CREATE INDEX person_name IF NOT EXISTS FOR (p:Person) ON (p.name)",
         "DROP INDEX person_name IF EXISTS",

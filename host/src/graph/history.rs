@@ -311,7 +311,7 @@ impl GraphDb {
         txn.commit()
             .await
             .map_err(|e| self.database_error(format!("setting history nodes aside: {e}")))?;
-        Ok(counters.labels_removed.max(0) as usize)
+        Ok(counters.labels_removed as usize)
     }
 
     /// Whether the target database holds the marker of `attempt_key`, that is,

@@ -378,6 +378,49 @@ pub(crate) fn lex(text: &str) -> Result<Lexed, LexError> {
     })
 }
 
+/// Rewrites every literal dynamic label or type (`n:$('Name')`) in the parser's
+/// text into a backticked name of the same length, since the parser knows the
+/// form only in some clauses; returns each literal, decoded, with its position,
+/// so that the caller checks it as the name it is. A dynamic label that is not a
+/// lone string literal is refused: `Err` holds where it is.
+pub(crate) fn rewrite_literal_dynamic_labels(
+    lexed: &mut Lexed,
+) -> Result<Vec<(StringValue, usize)>, usize> {
+    let mut literals = Vec::new();
+    let mut i = 0;
+    while i + 2 < lexed.tokens.len() {
+        let opens = {
+            let t = &lexed.tokens[i..i + 3];
+            t[0].is(':') && t[1].is('$') && t[2].is('(') && t[1].span.end == t[2].span.start
+        };
+        if !opens {
+            i += 1;
+            continue;
+        }
+        if i + 4 >= lexed.tokens.len() {
+            return Err(lexed.tokens[i + 1].span.start);
+        }
+        let window = &lexed.tokens[i..i + 5];
+        let literal = match &window[3].kind {
+            TokenKind::Str(value) if window[4].is(')') => value.clone(),
+            _ => return Err(window[1].span.start),
+        };
+        let span = window[1].span.start..window[4].span.end;
+        let placeholder = format!("`{}`", "x".repeat(span.len() - 2));
+        lexed.parser_text.replace_range(span.clone(), &placeholder);
+        literals.push((literal, span.start));
+        lexed.tokens.splice(
+            i + 1..i + 5,
+            [Token {
+                kind: TokenKind::Quoted(placeholder[1..placeholder.len() - 1].to_string()),
+                span,
+            }],
+        );
+        i += 2;
+    }
+    Ok(literals)
+}
+
 /// The 1-based line and column of byte offset `at` in `text`.
 pub(crate) fn line_col(text: &str, at: usize) -> (usize, usize) {
     let before = &text[..at.min(text.len())];

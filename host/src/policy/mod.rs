@@ -635,21 +635,49 @@ pub fn classify(query: &str) -> Result<Classification, Denial> {
         return Ok(out);
     }
 
+    // Named before the parser's text is rewritten: for statements it cannot read.
+    let admin_command = commands::admin_command(tokens);
+    let mut lexed = lexed;
+    let dynamic_denial = |at: usize| {
+        Denial::new(
+            "dynamic-label",
+            format!(
+                "a label or type named by an expression at {}: only a string literal \
+                 (`$('Name')`) can be checked",
+                position(query, at)
+            ),
+        )
+    };
+    let literals = lexer::rewrite_literal_dynamic_labels(&mut lexed).map_err(dynamic_denial)?;
+    for (literal, at) in literals {
+        if literal.unknown_escape {
+            return Err(Denial::new(
+                "dynamic-label",
+                format!(
+                    "a dynamic label at {} whose string holds an escape Cypher does not know",
+                    position(query, at)
+                ),
+            ));
+        }
+        if tree::reserved_label(&literal.value) {
+            out.reserved.push((literal.value, at));
+        }
+    }
     let findings = match tree::walk(&lexed) {
         Ok(findings) => findings,
         Err(refusal) => {
-            if let Some(command) = commands::admin_command(tokens) {
+            if let Some(command) = admin_command {
                 out.classes.insert(Class::Admin);
                 out.admin.push(command);
                 return Ok(out);
             }
             return Err(match refusal {
                 tree::Refusal::Unparsed { at, what } => unparsed(query, at, &what),
+                tree::Refusal::Dynamic { at, what: "label" } => dynamic_denial(at),
                 tree::Refusal::Dynamic { at, what } => Denial::new(
                     "dynamic-label",
                     format!(
-                        "a {what} named by an expression at {}: only a string literal \
-                         (`$('Name')`) can be checked",
+                        "a {what} named by an expression at {}: only a string literal can be checked",
                         position(query, at)
                     ),
                 ),
@@ -687,7 +715,7 @@ pub fn classify(query: &str) -> Result<Classification, Denial> {
             Err(at) => out.computed_csv = Some(at),
         }
     }
-    out.reserved = findings.reserved;
+    out.reserved.extend(findings.reserved);
     out.in_transactions = findings.in_transactions;
     if out.classes.is_empty() || findings.shows || out.classes.contains(&Class::LoadCsv) {
         out.classes.insert(Class::Read);
