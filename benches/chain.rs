@@ -24,7 +24,12 @@ fn project(dir: &Path) -> Config {
         )
         .expect("artifact");
     }
-    std::fs::write(dir.join("graphmig.toml"), "[database]\nname = \"bench\"\n").expect("config");
+    // No server listens on port 1: status reads the ledger alone, after a refused connect.
+    std::fs::write(
+        dir.join("graphmig.toml"),
+        "[database]\nuri = \"bolt://127.0.0.1:1\"\nname = \"bench\"\n",
+    )
+    .expect("config");
     let config = Config::load(&dir.join("graphmig.toml")).expect("config");
     let chain = Chain::discover(&config.migrations_dir).expect("chain");
     let mut ledger = SqliteLedger::open(&config.ledger_path).expect("ledger");

@@ -226,39 +226,50 @@ impl Runner {
         .await
     }
 
-    /// The state of every migration on disk or in the ledger. Connects to the
-    /// database only to settle attempts that never finished.
+    /// The state of every migration on disk, in the ledger and in the graph's
+    /// history. Reads the graph when it can be reached (the history is the
+    /// shared truth: entries other runners applied show as applied, and history
+    /// nodes graphmig did not write fail the command as verify problems); settles
+    /// attempts that never finished. Without the database, the ledger alone.
     pub async fn status(&self) -> Result<Vec<StatusEntry>, Error> {
         let chain = Chain::discover(&self.config.migrations_dir)?;
-        let Some(ledger) = SqliteLedger::open_existing(&self.config.ledger_path)? else {
-            return Ok(status_entries(&chain, &[]));
+        let ledger = SqliteLedger::open_existing(&self.config.ledger_path)?;
+        let mut attempts = match &ledger {
+            Some(ledger) => ledger.attempts(&self.target())?,
+            None => Vec::new(),
         };
-        let mut attempts = ledger.attempts(&self.target())?;
-        if attempts.iter().any(|a| a.outcome == Outcome::Running) {
-            match GraphDb::connect(&self.config.database).await {
-                Ok(db) => {
-                    let live = db.lock_holder().await?.filter(|h| h.expires_at > now_ms());
-                    // A live lock means a runner may be at work: its row is left
-                    // alone until the lease ends.
-                    if let Some(holder) = live {
-                        self.reporter.warning(&format!(
-                            "{} holds the lock until {}; unfinished attempts are settled once it is released or expires",
-                            holder.owner,
-                            crate::graph::lock::ms_to_rfc3339(holder.expires_at)
-                        ));
-                    } else {
-                        let history = db.read_history().await?;
-                        self.resolve_interrupted(&db, None, &ledger, &attempts, &history)
-                            .await?;
-                        attempts = ledger.attempts(&self.target())?;
-                    }
-                }
-                Err(e) => self.reporter.warning(&format!(
-                    "cannot reach the database to settle interrupted attempts: {e}"
-                )),
+        let db = match GraphDb::connect(&self.config.database).await {
+            Ok(db) => db,
+            Err(e) => {
+                self.reporter.warning(&format!(
+                    "cannot reach the database, so this is the local ledger alone: {e}"
+                ));
+                return Ok(status_entries(&chain, &attempts));
+            }
+        };
+        let history = db.read_history().await?;
+        if let Some(ledger) = &ledger
+            && attempts.iter().any(|a| a.outcome == Outcome::Running)
+        {
+            let live = db.lock_holder().await?.filter(|h| h.expires_at > now_ms());
+            // A live lock means a runner may be at work: its row is left alone
+            // until the lease ends.
+            if let Some(holder) = live {
+                self.reporter.warning(&format!(
+                    "{} holds the lock until {}; unfinished attempts are settled once it is released or expires",
+                    holder.owner,
+                    crate::graph::lock::ms_to_rfc3339(holder.expires_at)
+                ));
+            } else {
+                self.resolve_interrupted(&db, None, ledger, &attempts, &history)
+                    .await?;
+                attempts = ledger.attempts(&self.target())?;
             }
         }
-        Ok(status_entries(&chain, &attempts))
+        Ok(status_entries(
+            &chain,
+            &with_graph_history(attempts, &history),
+        ))
     }
 
     /// Every event of the ledger, oldest first (no database needed).
@@ -868,32 +879,7 @@ impl Runner {
         // The graph's history is the truth about what is applied; a lagging local
         // ledger must not make a dry run replay what others applied.
         let history = db.read_history().await?;
-        let mut attempts = ledger_attempts;
-        for entry in &history {
-            if !attempts.iter().any(|a| a.attempt_key == entry.attempt_key) {
-                attempts.push(Attempt {
-                    id: i64::MAX,
-                    action: if entry.action == Action::Up {
-                        Action::Sync
-                    } else {
-                        entry.action
-                    },
-                    migration: MigrationId::parse_key(&entry.key),
-                    description: entry.description.clone(),
-                    checksum: entry.checksum.clone(),
-                    chain: Some(entry.chain.clone()),
-                    attempt_key: entry.attempt_key.clone(),
-                    actor: entry.applied_by.clone(),
-                    started_at: entry.applied_at.clone(),
-                    finished_at: Some(entry.applied_at.clone()),
-                    duration_ms: None,
-                    fuel_consumed: None,
-                    statements: None,
-                    outcome: Outcome::Applied,
-                    error: None,
-                });
-            }
-        }
+        let attempts = with_graph_history(ledger_attempts, &history);
         let pending = self.pending(&chain, &attempts, options)?;
         let loaded = self.load_all(&sandbox, &pending)?;
         let datasets = self.open_datasets()?;
@@ -1775,6 +1761,39 @@ fn diff(before: &BTreeMap<String, i64>, after: &BTreeMap<String, i64>) -> Vec<(S
             (delta != 0).then(|| (k.clone(), delta))
         })
         .collect()
+}
+
+/// The ledger's attempts plus, for every history entry the ledger lacks (applied
+/// by another runner), an attempt that stands for it, so that what the graph
+/// says is applied is shown and planned as applied.
+fn with_graph_history(mut attempts: Vec<Attempt>, history: &[HistoryEntry]) -> Vec<Attempt> {
+    for entry in history {
+        if attempts.iter().any(|a| a.attempt_key == entry.attempt_key) {
+            continue;
+        }
+        attempts.push(Attempt {
+            id: i64::MAX,
+            action: if entry.action == Action::Up {
+                Action::Sync
+            } else {
+                entry.action
+            },
+            migration: MigrationId::parse_key(&entry.key),
+            description: entry.description.clone(),
+            checksum: entry.checksum.clone(),
+            chain: Some(entry.chain.clone()),
+            attempt_key: entry.attempt_key.clone(),
+            actor: entry.applied_by.clone(),
+            started_at: entry.applied_at.clone(),
+            finished_at: Some(entry.applied_at.clone()),
+            duration_ms: None,
+            fuel_consumed: None,
+            statements: None,
+            outcome: Outcome::Applied,
+            error: None,
+        });
+    }
+    attempts
 }
 
 fn status_entries(chain: &Chain, attempts: &[Attempt]) -> Vec<StatusEntry> {
