@@ -363,6 +363,11 @@ fn a_ledger_that_lags_the_graph_is_reported_and_synced() {
     assert!(project.graphmig(&["run"]).status.success());
     // Another machine: fresh ledger, same database.
     std::fs::remove_dir_all(project.dir.path().join(".graphmig")).expect("drop ledger");
+    assert_eq!(
+        project.states(),
+        states(&[("1", "applied")]),
+        "status reads the graph's history"
+    );
     let output = project.graphmig(&["verify"]);
     assert_eq!(output.status.code(), Some(6));
     assert!(
@@ -694,7 +699,7 @@ fn forged_and_rewritten_history_is_a_verify_problem_that_repair_sets_aside() {
     // as a problem (exit 6), naming the node and the way out; none fails with a
     // database error.
     history.query("CREATE (:__GraphmigMigration {seq: 'three', chain_hash: 'x', action: 'up'})");
-    for args in [&["verify"][..], &["run"][..]] {
+    for args in [&["verify"][..], &["run"][..], &["status"][..]] {
         let output = project.graphmig(args);
         let out = text(&output);
         assert_eq!(output.status.code(), Some(6), "{args:?}: {out}");
