@@ -348,6 +348,26 @@ pub fn probes() -> Vec<Probe> {
     for statement in UNPARSED {
         probes.push(deny("unparsed", "unparsed", *statement));
     }
+    // Nesting deep enough to overflow the parser's stack is refused unread.
+    for (open, close) in [
+        ("(", ")"),
+        ("[", "]"),
+        ("{a: ", "}"),
+        ("CASE WHEN true THEN ", " END"),
+    ] {
+        probes.push(deny(
+            "deep nesting",
+            "unparsed",
+            format!("RETURN {}1{}", open.repeat(20_000), close.repeat(20_000)),
+        ));
+    }
+    for prefix in ["NOT ", "-", "- ", "+"] {
+        probes.push(deny(
+            "deep nesting",
+            "unparsed",
+            format!("RETURN {}1", prefix.repeat(20_000)),
+        ));
+    }
     for statement in HIDDEN_WRITES {
         probes.push(deny_read_only("read-only", "write", *statement));
     }

@@ -363,6 +363,7 @@ pub(crate) fn lex(text: &str) -> Result<Lexed, LexError> {
             span: start..cursor.pos,
         });
     }
+    check_nesting(&tokens)?;
     let mut parser_text = text.to_string();
     if !blanks.is_empty() {
         let mut bytes = parser_text.into_bytes();
@@ -421,6 +422,101 @@ pub(crate) fn rewrite_literal_dynamic_labels(
     Ok(literals)
 }
 
+/// How deep a statement may nest before it is refused unread.
+pub(crate) const MAX_NESTING: usize = 500;
+
+/// Bounds how deeply the parser will recurse, before it runs: the parser
+/// descends once per bracket, `CASE`, `NOT`, `^`, `IN` and sign, and a statement
+/// of a few tens of kilobytes nesting them thousands deep would overflow the
+/// host's stack (measured: 20,000 nested parentheses abort a 2 MiB thread).
+/// Counts the deepest bracket and CASE nesting plus every such operator, which
+/// is never less than the depth they can reach together.
+fn check_nesting(tokens: &[Token]) -> Result<(), LexError> {
+    let (mut depth, mut deepest, mut operators) = (0usize, 0usize, 0usize);
+    for (i, token) in tokens.iter().enumerate() {
+        let previous = i.checked_sub(1).map(|p| &tokens[p]);
+        let after_dot = previous.is_some_and(|p| p.is('.'));
+        match &token.kind {
+            TokenKind::Punct('(' | '[' | '{') => depth += 1,
+            TokenKind::Punct(')' | ']' | '}') => depth = depth.saturating_sub(1),
+            TokenKind::Punct('^') => operators += 1,
+            TokenKind::Punct('-' | '+') => {
+                let next = tokens.get(i + 1);
+                let touches = |other: Option<&Token>, chars: &[char]| {
+                    other.is_some_and(|o| {
+                        chars.iter().any(|c| o.is(*c))
+                            && (o.span.end == token.span.start || o.span.start == token.span.end)
+                    })
+                };
+                // Part of a pattern's arrow: `)-`, `]-`, `<-`, `-(`, `-[`, `->`.
+                let arrow = token.is('-')
+                    && (touches(previous, &[')', ']', '<']) || touches(next, &['(', '[', '>']));
+                let after_value = arrow
+                    || previous.is_some_and(|p| {
+                        matches!(
+                            p.kind,
+                            TokenKind::Punct(')' | ']' | '}')
+                                | TokenKind::Number
+                                | TokenKind::Str(_)
+                                | TokenKind::Param(_)
+                                | TokenKind::Quoted(_)
+                        ) || (matches!(p.kind, TokenKind::Word(_)) && !is_operator_word(p))
+                    });
+                if !after_value {
+                    operators += 1;
+                }
+            }
+            TokenKind::Word(_) if !after_dot => match token.keyword().as_deref() {
+                Some("CASE") => depth += 1,
+                Some("END") => depth = depth.saturating_sub(1),
+                Some("NOT" | "IN") => operators += 1,
+                _ => {}
+            },
+            _ => {}
+        }
+        deepest = deepest.max(depth);
+        if deepest + operators > MAX_NESTING {
+            return Err(LexError {
+                at: token.span.start,
+                what: format!(
+                    "a statement nesting deeper than {MAX_NESTING} levels (brackets, CASE, NOT, ^, IN and signs)"
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
+fn is_operator_word(token: &Token) -> bool {
+    matches!(
+        token.keyword().as_deref(),
+        Some(
+            "AND"
+                | "OR"
+                | "XOR"
+                | "NOT"
+                | "IN"
+                | "RETURN"
+                | "WHERE"
+                | "WITH"
+                | "THEN"
+                | "ELSE"
+                | "WHEN"
+                | "CASE"
+                | "SET"
+                | "AS"
+                | "UNWIND"
+                | "LIMIT"
+                | "SKIP"
+                | "BY"
+                | "IS"
+                | "CONTAINS"
+                | "STARTS"
+                | "ENDS"
+        )
+    )
+}
+
 /// The 1-based line and column of byte offset `at` in `text`.
 pub(crate) fn line_col(text: &str, at: usize) -> (usize, usize) {
     let before = &text[..at.min(text.len())];
@@ -461,6 +557,39 @@ mod tests {
             assert!(lex(text).is_err(), "{text:?}");
         }
         assert!(lex("RETURN '\u{200B}\u{0}' AS s").is_ok());
+    }
+
+    #[test]
+    fn nesting_that_would_exhaust_the_stack_is_refused_before_parsing() {
+        for text in [
+            format!("RETURN {}1{}", "(".repeat(600), ")".repeat(600)),
+            format!("RETURN {}true", "NOT ".repeat(600)),
+            format!("RETURN {}1", "- ".repeat(600)),
+            format!("RETURN 2{}", " ^ 2".repeat(600)),
+            format!("RETURN x{}", " IN [1]".repeat(600)),
+            format!(
+                "RETURN {}1{}",
+                "CASE WHEN true THEN ".repeat(600),
+                " END".repeat(600)
+            ),
+            format!("RETURN {}1{}", "{a: ".repeat(600), "}".repeat(600)),
+            format!("RETURN {}1", "-".repeat(600)),
+            format!("RETURN {}1", "+".repeat(600)),
+            format!("MATCH (a)-{}->(b) RETURN a", "-".repeat(600)),
+        ] {
+            assert!(lex(&text).is_err(), "{}", &text[..40]);
+        }
+        // Long but flat statements are fine: chains, sums, conjunctions.
+        for text in [
+            format!("MATCH (a){} RETURN a", "-->()".repeat(2000)),
+            format!("MATCH (a){} RETURN a", "<-[:R]-(b)--(c)".repeat(1000)),
+            format!("MATCH (a){} RETURN a", " - [:R] -> ()".repeat(1000)),
+            format!("RETURN 1{}", " + 1".repeat(2000)),
+            format!("RETURN true{}", " AND n.x - 1 > 0".repeat(400)),
+            format!("RETURN {}", "[1, 2, 3], ".repeat(2000) + "1"),
+        ] {
+            assert!(lex(&text).is_ok(), "{}", &text[..40]);
+        }
     }
 
     #[test]
