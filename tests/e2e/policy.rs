@@ -10,19 +10,7 @@ use std::fmt::Write as _;
 
 use corpus::{Under, probes};
 
-use crate::support::{Project, base64, text, user_nodes, write_table};
-
-/// Whether the server accepts `user` with `password` over HTTP.
-fn logs_in(project: &Project, user: &str, password: &str) -> bool {
-    let token = base64(&format!("{user}:{password}"));
-    ureq::post(&format!(
-        "http://127.0.0.1:{}/api/v1/command/{}",
-        project.db.server.http_port, project.db.name
-    ))
-    .set("Authorization", &format!("Basic {token}"))
-    .send_json(serde_json::json!({ "language": "cypher", "command": "RETURN 1" }))
-    .is_ok()
-}
+use crate::support::{Project, logs_in, text, user_nodes, write_table};
 
 #[test]
 fn every_policy_probe_is_denied_or_allowed_end_to_end() {

@@ -3,24 +3,11 @@
 //! change security, read the server's files or reach the history database; and
 //! `graphmig doctor` reports which of those the server refuses.
 
-use crate::support::{Project, base64, text};
+use crate::support::{Project, logs_in, text};
 
 /// Everything the policy can allow by configuration: admin, LOAD CSV from any
 /// file, every procedure.
 const POLICY_OFF: &str = "[policy]\nallow = [\"read\", \"write\", \"schema\", \"load-csv\", \"admin\"]\nload-csv = [\"file:///\"]\nprocedures = [\"*\"]\n";
-
-fn logs_in(project: &Project, user: &str, password: &str) -> bool {
-    ureq::post(&format!(
-        "http://127.0.0.1:{}/api/v1/command/{}",
-        project.db.server.http_port, project.db.name
-    ))
-    .set(
-        "Authorization",
-        &format!("Basic {}", base64(&format!("{user}:{password}"))),
-    )
-    .send_json(serde_json::json!({ "language": "cypher", "command": "RETURN 1" }))
-    .is_ok()
-}
 
 #[test]
 fn the_server_refuses_the_migration_user_what_the_policy_was_told_to_allow() {

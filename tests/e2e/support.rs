@@ -409,3 +409,18 @@ pub fn write_table(table: &str) {
     existing.push('\n');
     let _ = std::fs::write(path, existing);
 }
+
+/// Whether the server accepts `user` with `password` (over HTTP, on the
+/// project's database).
+pub fn logs_in(project: &Project, user: &str, password: &str) -> bool {
+    ureq::post(&format!(
+        "http://127.0.0.1:{}/api/v1/command/{}",
+        project.db.server.http_port, project.db.name
+    ))
+    .set(
+        "Authorization",
+        &format!("Basic {}", base64(&format!("{user}:{password}"))),
+    )
+    .send_json(serde_json::json!({ "language": "cypher", "command": "RETURN 1" }))
+    .is_ok()
+}

@@ -175,13 +175,7 @@ impl GraphDb {
             database: settings.database.clone(),
             message,
         };
-        let config = ConfigBuilder::default()
-            .uri(settings.uri.as_str())
-            .user(settings.user.as_str())
-            .password(settings.password.expose())
-            .db(settings.database.as_str())
-            .max_connections(4)
-            .build()
+        let config = pool_config(settings, &settings.user, settings.password.expose())
             .map_err(|e| fail(redact(&e.to_string(), settings)))?;
         let probe = async {
             let graph = Graph::connect(config)?;
@@ -468,6 +462,21 @@ fn redact(text: &str, settings: &DatabaseSettings) -> String {
     text
 }
 
+/// The driver configuration of a pool of `user` on the target database.
+fn pool_config(
+    settings: &DatabaseSettings,
+    user: &str,
+    password: &str,
+) -> Result<neo4rs::Config, neo4rs::Error> {
+    ConfigBuilder::default()
+        .uri(settings.uri.as_str())
+        .user(user)
+        .password(password)
+        .db(settings.database.as_str())
+        .max_connections(4)
+        .build()
+}
+
 /// Opens the migration user's pool and proves its login with a transaction on
 /// the target database, within the connect timeout.
 async fn connect_migration_user(
@@ -485,13 +494,7 @@ async fn connect_migration_user(
             user.user
         )));
     }
-    let config = ConfigBuilder::default()
-        .uri(settings.uri.as_str())
-        .user(user.user.as_str())
-        .password(user.password.expose())
-        .db(settings.database.as_str())
-        .max_connections(4)
-        .build()
+    let config = pool_config(settings, &user.user, user.password.expose())
         .map_err(|e| fail(redact(&e.to_string(), settings)))?;
     let probe = async {
         let graph = Graph::connect(config)?;
