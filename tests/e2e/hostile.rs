@@ -113,6 +113,12 @@ const ATTACKS: &[Attack] = &[
         expect: Expect::Failed("graphmig.Policy.Write"),
     },
     Attack {
+        name: "value trees sharing nodes (2^63 values from 64 nodes)",
+        fixture: "V42__shared_value_trees",
+        config: "",
+        expect: Expect::Failed("is referred to more than once"),
+    },
+    Attack {
         name: "forbidden Cypher in disguise",
         fixture: "V27__cypher_disguises",
         config: "",
@@ -278,6 +284,26 @@ fn hostile_migrations_are_contained() {
     }
     write_table(&table);
     assert!(failures.is_empty(), "{}\n\n{table}", failures.join("\n\n"));
+}
+
+#[test]
+fn value_trees_sharing_nodes_are_refused_in_every_call_before_they_unfold() {
+    let project = Project::new("");
+    project.add("V42__shared_value_trees", "V1__shared_value_trees");
+    let output = project.graphmig(&["run"]);
+    let out = text(&output);
+    assert_eq!(output.status.code(), Some(1), "{out}");
+    let logs = guest_logs(&project);
+    for probe in ["parameter", "add-property default", "batch row"] {
+        assert!(
+            logs.iter()
+                .any(|l| l.starts_with(&format!("contained {probe}:"))
+                    && l.contains("referred to more than once")),
+            "{probe}: {logs:?}"
+        );
+    }
+    assert!(logs.iter().all(|l| !l.starts_with("ESCAPED")), "{logs:?}");
+    assert_eq!(project.db.count("Shared"), 0);
 }
 
 #[test]

@@ -103,6 +103,94 @@ pub enum ValueError {
     /// Graph entities are results, not parameters.
     #[error("nodes and relationships cannot be sent as parameters; send their ids or properties")]
     EntityParameter,
+    /// A node is referred to twice (or the root is referred to): the nodes form
+    /// a graph, not a tree, and would unfold into far more values than were sent.
+    #[error("value node {0} is referred to more than once: a value must be a tree")]
+    Shared(u32),
+    /// Nodes that the root does not reach (a detached cycle, or padding).
+    #[error("{0} value node(s) are not reached from the root: a value must be one tree")]
+    Unreached(usize),
+}
+
+/// What a checked tree holds: its node count and the bytes of its strings,
+/// byte arrays and map keys.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TreeSize {
+    /// Nodes.
+    pub nodes: usize,
+    /// Bytes of text, byte arrays and keys.
+    pub bytes: usize,
+}
+
+/// Checks, in one linear pass and without recursion, that `value` is a tree:
+/// every reference inside it, each node referred to at most once, the root never,
+/// every node reached from the root, at most [`MAX_DEPTH`] levels. Nothing is
+/// built before this holds, so a guest cannot make the host unfold a small
+/// shared graph into an exponential number of values.
+pub fn check_tree(value: &Value) -> Result<TreeSize, ValueError> {
+    let nodes = &value.nodes;
+    if nodes.is_empty() {
+        return Err(ValueError::Empty);
+    }
+    // The depth at which each node was reached; 0 = not yet (the root is 1).
+    let mut depth = vec![0u16; nodes.len()];
+    depth[0] = 1;
+    let mut size = TreeSize::default();
+    let mut stack = vec![0u32];
+    while let Some(index) = stack.pop() {
+        let node = &nodes[index as usize];
+        let level = depth[index as usize];
+        size.nodes += 1;
+        let mut visit = |child: u32, stack: &mut Vec<u32>| -> Result<(), ValueError> {
+            let slot = depth
+                .get_mut(child as usize)
+                .ok_or(ValueError::Dangling(child))?;
+            if *slot != 0 {
+                return Err(ValueError::Shared(child));
+            }
+            if usize::from(level) > MAX_DEPTH {
+                return Err(ValueError::TooDeep);
+            }
+            *slot = level + 1;
+            stack.push(child);
+            Ok(())
+        };
+        match node {
+            ValueNode::Text(s) | ValueNode::Other(s) => size.bytes += s.len(),
+            ValueNode::Bytes(b) => size.bytes += b.len(),
+            ValueNode::List(items) => {
+                for item in items {
+                    visit(*item, &mut stack)?;
+                }
+            }
+            ValueNode::Map(entries) => {
+                for (key, item) in entries {
+                    size.bytes += key.len();
+                    visit(*item, &mut stack)?;
+                }
+            }
+            ValueNode::GraphNode(n) => {
+                for (key, item) in &n.properties {
+                    size.bytes += key.len();
+                    visit(*item, &mut stack)?;
+                }
+            }
+            ValueNode::GraphRelationship(r) => {
+                for (key, item) in &r.properties {
+                    size.bytes += key.len();
+                    visit(*item, &mut stack)?;
+                }
+            }
+            ValueNode::Null
+            | ValueNode::Boolean(_)
+            | ValueNode::Integer(_)
+            | ValueNode::Float(_) => {}
+        }
+    }
+    if size.nodes != nodes.len() {
+        return Err(ValueError::Unreached(nodes.len() - size.nodes));
+    }
+    Ok(size)
 }
 
 /// As [`value_to_bolt`], consuming the tree: a lone string or byte array (the
@@ -121,11 +209,10 @@ pub fn value_into_bolt(mut value: Value) -> Result<BoltType, ValueError> {
     value_to_bolt(&value)
 }
 
-/// Rebuilds a Bolt value from a guest's WIT tree, refusing malformed trees.
+/// Rebuilds a Bolt value from a guest's WIT tree, refusing malformed trees
+/// ([`check_tree`]) before anything is built.
 pub fn value_to_bolt(value: &Value) -> Result<BoltType, ValueError> {
-    if value.nodes.is_empty() {
-        return Err(ValueError::Empty);
-    }
+    check_tree(value)?;
     read(&value.nodes, 0, 0)
 }
 
@@ -199,7 +286,7 @@ mod tests {
         let cyclic = Value {
             nodes: vec![ValueNode::List(vec![0])],
         };
-        assert_eq!(value_to_bolt(&cyclic), Err(ValueError::TooDeep));
+        assert_eq!(value_to_bolt(&cyclic), Err(ValueError::Shared(0)));
         let dangling = Value {
             nodes: vec![ValueNode::List(vec![5])],
         };
@@ -207,6 +294,60 @@ mod tests {
         assert_eq!(
             value_to_bolt(&Value { nodes: vec![] }),
             Err(ValueError::Empty)
+        );
+    }
+
+    #[test]
+    fn shared_nodes_are_refused_before_anything_unfolds() {
+        // Each list points twice at the next: 64 nodes that would unfold into 2^63.
+        let mut nodes: Vec<ValueNode> = (1..64u32).map(|i| ValueNode::List(vec![i, i])).collect();
+        nodes.push(ValueNode::Integer(1));
+        let dag = Value { nodes };
+        assert_eq!(check_tree(&dag), Err(ValueError::Shared(1)));
+        assert_eq!(value_to_bolt(&dag), Err(ValueError::Shared(1)));
+        let root_referred = Value {
+            nodes: vec![ValueNode::List(vec![1]), ValueNode::List(vec![0])],
+        };
+        assert_eq!(check_tree(&root_referred), Err(ValueError::Shared(0)));
+        let detached_cycle = Value {
+            nodes: vec![
+                ValueNode::Null,
+                ValueNode::List(vec![2]),
+                ValueNode::List(vec![1]),
+            ],
+        };
+        assert_eq!(check_tree(&detached_cycle), Err(ValueError::Unreached(2)));
+        let padded = Value {
+            nodes: vec![ValueNode::Integer(1), ValueNode::Text("unused".into())],
+        };
+        assert_eq!(check_tree(&padded), Err(ValueError::Unreached(1)));
+    }
+
+    #[test]
+    fn deep_trees_are_refused_without_recursion() {
+        let deep = Value {
+            nodes: (0..100_000u32)
+                .map(|i| {
+                    if i + 1 < 100_000 {
+                        ValueNode::List(vec![i + 1])
+                    } else {
+                        ValueNode::Null
+                    }
+                })
+                .collect(),
+        };
+        assert_eq!(check_tree(&deep), Err(ValueError::TooDeep));
+        let wide = Value {
+            nodes: std::iter::once(ValueNode::List((1..=100_000).collect()))
+                .chain((0..100_000).map(|_| ValueNode::Text("ab".into())))
+                .collect(),
+        };
+        assert_eq!(
+            check_tree(&wide),
+            Ok(TreeSize {
+                nodes: 100_001,
+                bytes: 200_000
+            })
         );
     }
 }
