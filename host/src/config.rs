@@ -122,6 +122,9 @@ pub struct Grants {
     pub clock: bool,
     /// Real randomness (otherwise a fixed, repeatable stream).
     pub random: bool,
+    /// `delete-batch` of batches earlier migrations created (otherwise only the
+    /// step's own, and, in `down`, those of the migration it reverts).
+    pub delete_batches: bool,
 }
 
 /// Everything that governs one migration's run: limits, Cypher policy, grants.
@@ -388,8 +391,11 @@ impl FilePolicy {
                     match name.as_str() {
                         "clock" => grants.clock = true,
                         "random" => grants.random = true,
+                        "delete-batches" => grants.delete_batches = true,
                         other => {
-                            return Err(format!("unknown grant `{other}` (use clock, random)"));
+                            return Err(format!(
+                                "unknown grant `{other}` (use clock, random, delete-batches)"
+                            ));
                         }
                     }
                 }

@@ -852,6 +852,7 @@ impl Runner {
                             db: Some(db.clone()),
                             datasets: datasets.clone(),
                             batch_prefix: None,
+                            revertible_batches: Vec::new(),
                         },
                     )
                     .await?;
@@ -901,6 +902,7 @@ impl Runner {
                         db: Some(db.clone()),
                         datasets: datasets.clone(),
                         batch_prefix: None,
+                        revertible_batches: Vec::new(),
                     },
                     self.reporter.clone(),
                     migration.label(),
@@ -1022,6 +1024,11 @@ impl Runner {
                     );
                     continue;
                 }
+                // A down step may delete what the up it reverts wrote.
+                let revertible_batches = match folded(&grouped, migration.id()).applied {
+                    Some(up) => ledger.batches(up.id)?.into_iter().map(|b| b.id).collect(),
+                    None => Vec::new(),
+                };
                 reverted.push(
                     self.apply(
                         &db,
@@ -1035,6 +1042,7 @@ impl Runner {
                             db: Some(db.clone()),
                             datasets: datasets.clone(),
                             batch_prefix: None,
+                            revertible_batches,
                         },
                     )
                     .await?,

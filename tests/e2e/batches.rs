@@ -258,3 +258,72 @@ fn a_streamed_batch_of_known_size_reports_progress_against_its_total() {
         ]
     );
 }
+
+/// The log lines of the newest attempt.
+fn last_logs(project: &Project) -> Vec<String> {
+    let conn =
+        rusqlite::Connection::open(project.dir.path().join(".graphmig/ledger.db")).expect("ledger");
+    journal_column(
+        &conn,
+        "SELECT message FROM guest_logs WHERE attempt_id = (SELECT max(attempt_id) FROM guest_logs) ORDER BY seq",
+    )
+}
+
+#[test]
+fn delete_batch_reaches_another_migrations_batch_only_when_granted() {
+    let project = batch_ingest_project();
+    assert!(project.graphmig(&["run"]).status.success());
+    let ledger =
+        rusqlite::Connection::open(project.dir.path().join(".graphmig/ledger.db")).expect("ledger");
+    let batch = journal_column(
+        &ledger,
+        // The relationships' batch: its deletion leaves no node dangling.
+        "SELECT batch_id FROM batches WHERE outcome = 'kept' AND relationships > 0 ORDER BY rowid LIMIT 1",
+    )
+    .remove(0);
+    let data = project.dir.path().join("data");
+    std::fs::create_dir_all(&data).expect("data");
+    std::fs::write(data.join("batch.txt"), &batch).expect("batch id");
+    let works_at = || project.db.query("MATCH ()-[w:WORKS_AT]->() RETURN w").len();
+    let before = works_at();
+    project.write_extra_config(
+        "[migration.V3]\nallow = [\"read\"]\n[migration.V4]\ngrants = [\"delete-batches\"]\n",
+    );
+
+    // Without a grant, and in a read-only migration, the deletion is refused.
+    for (version, code) in [
+        ("V2", "graphmig.Policy.DeleteBatch"),
+        ("V3", "graphmig.Policy.Write"),
+    ] {
+        project.add(
+            "V43__delete_earlier_batch",
+            &format!("{version}__delete_earlier_batch"),
+        );
+        let output = project.graphmig(&["run"]);
+        assert!(output.status.success(), "{}", text(&output));
+        assert_eq!(
+            last_logs(&project),
+            [format!("refused {code}")],
+            "{version}"
+        );
+        assert_eq!(works_at(), before, "{version}: nothing deleted");
+    }
+
+    // With the grant it happens, and stays done although the migration then fails:
+    // the earlier batch's record says so.
+    std::fs::write(data.join("fail"), "").expect("fail switch");
+    project.add("V43__delete_earlier_batch", "V4__delete_earlier_batch");
+    let output = project.graphmig(&["run"]);
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output));
+    assert!(
+        last_logs(&project)[0].starts_with("deleted "),
+        "{:?}",
+        last_logs(&project)
+    );
+    assert!(works_at() < before);
+    let outcome = journal_column(
+        &ledger,
+        &format!("SELECT outcome FROM batches WHERE batch_id = '{batch}' ORDER BY rowid LIMIT 1"),
+    );
+    assert!(outcome[0].starts_with("deleted by attempt"), "{outcome:?}");
+}

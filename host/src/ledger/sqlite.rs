@@ -394,6 +394,17 @@ impl SqliteLedger {
                     ])
                     .map_err(err)?;
             }
+            // Batches of earlier attempts the step deleted are gone whatever its
+            // outcome: their records say so, and `down` no longer looks for them.
+            let mut mark = tx
+                .prepare_cached(
+                    "UPDATE batches SET outcome = ?2 WHERE batch_id = ?1 AND outcome = 'kept'",
+                )
+                .map_err(err)?;
+            for batch in &record.deleted_batches {
+                mark.execute(params![batch, format!("deleted by attempt {id}")])
+                    .map_err(err)?;
+            }
             let mut insert = tx
                 .prepare_cached(
                     "INSERT INTO schema_ops (attempt_id, seq, statement, undo, outcome) VALUES (?1, ?2, ?3, ?4, ?5)",

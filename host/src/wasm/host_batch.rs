@@ -890,6 +890,46 @@ impl GuestState {
             ));
             return Ok(Ok(0));
         }
+        // A deletion commits on its own, outside the migration's transaction: it
+        // is bounded to what this step may undo.
+        let refusal = if !self
+            .settings()
+            .policy
+            .allowed_classes()
+            .contains(&Class::Write)
+        {
+            Some((
+                "graphmig.Policy.Write",
+                "delete-batch writes; this migration may not write".to_string(),
+            ))
+        } else if !self.batches.iter().any(|b| b.id == batch)
+            && !self.revertible_batches.contains(&batch)
+            && !self.settings().grants.delete_batches
+        {
+            Some((
+                "graphmig.Policy.DeleteBatch",
+                format!(
+                    "batch `{batch}` was not created by this attempt; deleting another migration's batch needs `grants = [\"delete-batches\"]`"
+                ),
+            ))
+        } else {
+            None
+        };
+        if let Some((code, message)) = refusal {
+            let error = wit::GraphError {
+                kind: wit::GraphErrorKind::Forbidden,
+                code: code.into(),
+                message,
+            };
+            self.push_journal(entry.finish(
+                started,
+                StatementOutcome::Denied,
+                Some(&error.code),
+                Some(&error.message),
+                0,
+            ));
+            return Ok(Err(error));
+        }
         let Some(db) = self.db() else {
             return Ok(Ok(0));
         };
@@ -898,6 +938,10 @@ impl GuestState {
             Ok(n) => {
                 entry.counters = format!("-{n} node(s) and relationship(s)");
                 self.push_journal(entry.finish(started, StatementOutcome::Ok, None, None, 0));
+                match self.batches.iter_mut().find(|b| b.id == batch) {
+                    Some(own) => own.outcome = "deleted by the migration".into(),
+                    None => self.deleted_batches.push(batch),
+                }
                 Ok(Ok(n))
             }
             Err(e) => {

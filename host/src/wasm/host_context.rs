@@ -56,6 +56,8 @@ pub struct GuestState {
     schema_steps: Vec<SchemaStep>,
     pub(super) batches: Vec<BatchRecord>,
     pub(super) batch_prefix: Option<String>,
+    pub(super) revertible_batches: Vec<String>,
+    pub(super) deleted_batches: Vec<String>,
     refactor_steps: Vec<RefactorStep>,
     dataset_reads: Vec<DatasetRead>,
     logs: Vec<(String, String)>,
@@ -83,6 +85,9 @@ pub struct GuestRecord {
     pub batches: Vec<BatchRecord>,
     /// Refactorings, with how to walk them back or finalize them.
     pub refactor_steps: Vec<RefactorStep>,
+    /// Batches of earlier attempts this step deleted (committed, whatever the
+    /// step's outcome): their ledger records are marked deleted.
+    pub deleted_batches: Vec<String>,
 }
 
 impl GuestState {
@@ -120,6 +125,8 @@ impl GuestState {
             txn,
             datasets: env.datasets,
             batch_prefix: env.batch_prefix,
+            revertible_batches: env.revertible_batches,
+            deleted_batches: Vec::new(),
             db: env.db,
             doomed: None,
             chunk_in_flight: None,
@@ -157,6 +164,7 @@ impl GuestState {
             schema_steps: std::mem::take(&mut self.schema_steps),
             batches: std::mem::take(&mut self.batches),
             refactor_steps: std::mem::take(&mut self.refactor_steps),
+            deleted_batches: std::mem::take(&mut self.deleted_batches),
         }
     }
 

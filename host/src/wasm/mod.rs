@@ -222,6 +222,9 @@ pub struct StepEnv {
     /// Batch ids start with this (the attempt's key), so that a crashed attempt's
     /// batches can be found and deleted.
     pub batch_prefix: Option<String>,
+    /// Batches of earlier attempts this step may delete without a grant: those
+    /// of the migration a `down` step reverts.
+    pub revertible_batches: Vec<String>,
 }
 
 /// Whether statements take effect.
