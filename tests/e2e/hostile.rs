@@ -450,3 +450,37 @@ fn granting_the_clock_gives_the_real_time() {
         text(&output)
     );
 }
+
+#[test]
+fn guest_text_is_inert_on_the_terminal_and_exact_in_json() {
+    let project = Project::new("");
+    project.add("V44__forge_output", "V1__forge_output");
+    let output = project.graphmig(&["run"]);
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output));
+    let status = project.graphmig(&["status"]);
+    let history = project.graphmig(&["history", "--verbose", "V1"]);
+    for (what, out) in [
+        ("run", text(&output)),
+        ("status", text(&status)),
+        ("history", text(&history)),
+    ] {
+        assert!(
+            !out.chars().any(|c| c.is_control() && c != '\n'),
+            "{what} shows a raw control character: {out:?}"
+        );
+        assert!(
+            !out.contains('\u{202e}'),
+            "{what} shows a bidi override: {out:?}"
+        );
+        assert!(
+            out.lines().all(|l| !l.starts_with("Applied V")),
+            "{what} shows a forged result line:\n{out}"
+        );
+    }
+    let json = project.graphmig(&["history", "--verbose", "V1", "--json"]);
+    let doc: serde_json::Value = serde_json::from_slice(&json.stdout).expect("JSON");
+    assert!(
+        doc.to_string().contains("\\u001b[2K"),
+        "--json keeps the exact text"
+    );
+}

@@ -69,6 +69,47 @@ impl ConsoleReporter {
     }
 }
 
+/// Whether `c` would act on a terminal rather than show: control characters
+/// (ESC, CR, BS, BEL, newlines, ...) and the bidirectional controls that reorder
+/// what is shown around them.
+fn is_active(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}'
+        )
+}
+
+/// Guest-supplied text made inert for the terminal: every active character shown
+/// escaped (`\u{1b}`), so that a log line, an error or a description can neither
+/// move the cursor, recolour the screen nor start a line of its own.
+pub(crate) fn inert(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(is_active) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if is_active(c) => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+/// As [`inert`], for text of several lines (a stack trace, an error chain): lines
+/// stay lines, each after the first behind `  | `, so none passes for one of
+/// graphmig's own.
+pub(crate) fn inert_block(text: &str) -> String {
+    text.split('\n')
+        .map(|line| inert(line).into_owned())
+        .collect::<Vec<_>>()
+        .join("\n  | ")
+}
+
 fn human(d: Duration) -> String {
     if d.as_secs() >= 1 {
         format!("{:.2} s", d.as_secs_f64())
@@ -79,7 +120,7 @@ fn human(d: Duration) -> String {
 
 impl Reporter for ConsoleReporter {
     fn connected(&self, target: &str, agent: &str) {
-        self.line(&format!("Connected to {target} ({agent})"));
+        self.line(&format!("Connected to {target} ({})", inert(agent)));
     }
 
     fn plan(&self, pending: &[Migration]) {
@@ -94,7 +135,7 @@ impl Reporter for ConsoleReporter {
 
     fn waiting_for_lock(&self, owner: &str) {
         if !self.json {
-            eprintln!("Waiting for the lock held by {owner} ...");
+            eprintln!("Waiting for the lock held by {} ...", inert(owner));
         }
     }
 
@@ -108,7 +149,8 @@ impl Reporter for ConsoleReporter {
     fn resolved_interrupted(&self, description: &str, committed: bool) {
         if !self.json {
             eprintln!(
-                "note: the interrupted attempt of `{description}` {}",
+                "note: the interrupted attempt of `{}` {}",
+                inert(description),
                 if committed {
                     "had committed (the graph's history says so); recorded as applied"
                 } else {
@@ -119,11 +161,11 @@ impl Reporter for ConsoleReporter {
     }
 
     fn audit(&self, line: &str) {
-        self.line(line);
+        self.line(&inert_block(line));
     }
 
     fn warning(&self, message: &str) {
-        eprintln!("warning: {message}");
+        eprintln!("warning: {}", inert_block(message));
     }
 
     fn batch_progress(&self, migration: &str, batch: &str, done: u64, total: Option<u64>) {
@@ -165,7 +207,7 @@ impl Reporter for ConsoleReporter {
                         .unwrap_or_else(|_| ProgressStyle::default_bar())
                         .progress_chars("=> "),
                 );
-                bar.set_message(format!("{migration}: batch {batch}"));
+                bar.set_message(format!("{}: batch {}", inert(migration), inert(batch)));
                 if let Some(spinner) = self.spinner.lock().ok().and_then(|s| s.clone()) {
                     spinner.set_draw_target(indicatif::ProgressDrawTarget::hidden());
                 }
@@ -185,7 +227,7 @@ impl Reporter for ConsoleReporter {
             ProgressStyle::with_template("{spinner} Running {msg} ({elapsed})")
                 .unwrap_or_else(|_| ProgressStyle::default_spinner()),
         );
-        spinner.set_message(migration.label());
+        spinner.set_message(inert(&migration.label()).into_owned());
         spinner.enable_steady_tick(Duration::from_millis(100));
         if let Ok(mut slot) = self.spinner.lock() {
             *slot = Some(spinner);
@@ -198,7 +240,7 @@ impl Reporter for ConsoleReporter {
             "{} {} {} ({})",
             self.paint("32", "Applied"),
             migration.id(),
-            migration.description(),
+            inert(migration.description()),
             step_summary(migration, summary),
         ));
     }
@@ -209,7 +251,7 @@ impl Reporter for ConsoleReporter {
             "{} {} {} ({})",
             self.paint("33", "Reverted"),
             migration.id(),
-            migration.description(),
+            inert(migration.description()),
             step_summary(migration, summary),
         ));
     }
@@ -220,7 +262,7 @@ impl Reporter for ConsoleReporter {
             "{} {} {} (rolled back)",
             self.paint("31", "Failed"),
             migration.id(),
-            migration.description()
+            inert(migration.description())
         ));
     }
 
@@ -228,7 +270,12 @@ impl Reporter for ConsoleReporter {
         if self.json {
             return;
         }
-        let text = format!("  [{migration}] {}: {message}", level.as_str());
+        let text = format!(
+            "  [{}] {}: {}",
+            inert(migration),
+            level.as_str(),
+            inert_block(message)
+        );
         match self.spinner.lock().ok().and_then(|s| s.clone()) {
             Some(spinner) => spinner.suspend(|| eprintln!("{text}")),
             None => eprintln!("{text}"),
@@ -294,7 +341,7 @@ pub fn print_status(entries: &[StatusEntry]) {
             }
             vec![
                 e.id.to_string(),
-                e.description.clone(),
+                inert(&e.description).into_owned(),
                 state,
                 e.checksum.short().to_string(),
                 e.applied_at.clone().unwrap_or_default(),
@@ -315,7 +362,7 @@ pub fn print_status(entries: &[StatusEntry]) {
     );
     for e in entries.iter().filter(|e| e.state == State::Failed) {
         if let Some(error) = &e.error {
-            println!("\n{} failed: {error}", e.id);
+            println!("\n{} failed: {}", e.id, inert_block(error));
         }
     }
 }
@@ -417,7 +464,9 @@ pub fn print_dry_run(results: &[DryRunMigration], json: bool) -> anyhow::Result<
     for r in results {
         println!(
             "Dry run {} {} ({} fuel)",
-            r.id, r.description, r.fuel_consumed
+            r.id,
+            inert(&r.description),
+            r.fuel_consumed
         );
         for s in &r.statements {
             let query: String = s.query.split_whitespace().collect::<Vec<_>>().join(" ");
@@ -427,8 +476,11 @@ pub fn print_dry_run(results: &[DryRunMigration], json: bool) -> anyhow::Result<
                 s.outcome.as_str(),
                 s.rows,
                 s.duration_us,
-                s.code.as_ref().map(|c| format!(" {c}")).unwrap_or_default(),
-                query
+                s.code
+                    .as_ref()
+                    .map(|c| format!(" {}", inert(c)))
+                    .unwrap_or_default(),
+                inert(&query)
             );
             if !s.counters.is_empty() {
                 println!("      would change: {}", s.counters);
@@ -441,7 +493,7 @@ pub fn print_dry_run(results: &[DryRunMigration], json: bool) -> anyhow::Result<
             println!("  would change {what}: {delta:+}");
         }
         if let Some(failure) = &r.failure {
-            println!("  would FAIL: {failure}");
+            println!("  would FAIL: {}", inert_block(&failure.to_string()));
         }
     }
     println!("Nothing was committed; the ledger is unchanged.");
@@ -460,7 +512,7 @@ pub fn print_verify(problems: &[String], json: bool) -> anyhow::Result<()> {
         println!("Verified: files, ledger chain and graph history agree");
     } else {
         for p in problems {
-            println!("problem: {p}");
+            println!("problem: {}", inert_block(p));
         }
     }
     Ok(())
@@ -584,20 +636,22 @@ pub fn print_history(
                     .as_ref()
                     .map(ToString::to_string)
                     .unwrap_or_default(),
-                a.description.clone(),
+                inert(&a.description).into_owned(),
                 outcome(a.outcome).to_string(),
                 a.chain
                     .as_ref()
                     .map(|c| c.seq.to_string())
                     .unwrap_or_default(),
-                a.actor.clone(),
-                a.error
-                    .clone()
-                    .unwrap_or_default()
-                    .lines()
-                    .next()
-                    .unwrap_or("")
-                    .to_string(),
+                inert(&a.actor).into_owned(),
+                inert(
+                    a.error
+                        .clone()
+                        .unwrap_or_default()
+                        .lines()
+                        .next()
+                        .unwrap_or(""),
+                )
+                .into_owned(),
             ]
         })
         .collect();
@@ -626,24 +680,32 @@ pub fn print_history(
             for j in ledger.statements(a.id)? {
                 let query: String = j.query.split_whitespace().collect::<Vec<_>>().join(" ");
                 println!(
-                    "  #{} {} {} row(s) {} us  {query}",
-                    j.seq, j.outcome, j.rows, j.duration_us
+                    "  #{} {} {} row(s) {} us  {}",
+                    j.seq,
+                    j.outcome,
+                    j.rows,
+                    j.duration_us,
+                    inert(&query)
                 );
                 if !j.params.is_empty() {
-                    println!("      params: {}", j.params);
+                    println!("      params: {}", inert(&j.params));
                 }
                 if !j.counters.is_empty() {
                     println!("      changed: {}", j.counters);
                 }
                 if let Some(code) = j.code {
-                    println!("      {code}: {}", j.message.unwrap_or_default());
+                    println!(
+                        "      {}: {}",
+                        inert(&code),
+                        inert_block(&j.message.unwrap_or_default())
+                    );
                 }
             }
             for (path, sha, bytes) in ledger.dataset_reads(a.id)? {
-                println!("  read data/{path} ({bytes} bytes, sha256 {sha})");
+                println!("  read data/{} ({bytes} bytes, sha256 {sha})", inert(&path));
             }
             for (level, message) in ledger.logs(a.id)? {
-                println!("  log {level}: {message}");
+                println!("  log {level}: {}", inert_block(&message));
             }
         }
     }
@@ -660,9 +722,9 @@ fn outcome(outcome: Outcome) -> &'static str {
 
 pub fn print_error(error: &anyhow::Error) {
     let mut stderr = std::io::stderr().lock();
-    let _ = writeln!(stderr, "error: {error}");
+    let _ = writeln!(stderr, "error: {}", inert_block(&error.to_string()));
     for cause in error.chain().skip(1) {
-        let _ = writeln!(stderr, "  caused by: {cause}");
+        let _ = writeln!(stderr, "  caused by: {}", inert_block(&cause.to_string()));
     }
 }
 
@@ -677,4 +739,27 @@ fn step_summary(migration: &Migration, summary: &AppliedSummary) -> String {
         text.push_str(&format!(", {} fuel", summary.fuel_consumed));
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn guest_text_cannot_act_on_the_terminal_or_forge_a_line() {
+        let forged = "ok\r\u{1b}[2K\u{8}\u{7}Applied V9 forged\u{202e}";
+        let shown = inert(forged);
+        assert!(!shown.chars().any(is_active), "{shown}");
+        assert_eq!(
+            shown,
+            "ok\\r\\u{1b}[2K\\u{8}\\u{7}Applied V9 forged\\u{202e}"
+        );
+        let block = inert_block("TypeError: x\nApplied V9 forged\n\u{1b}[31m");
+        assert!(
+            block.lines().skip(1).all(|l| l.starts_with("  | ")),
+            "{block}"
+        );
+        assert!(!block.contains('\u{1b}'));
+        assert_eq!(inert("plain ünïcode"), "plain ünïcode");
+    }
 }
