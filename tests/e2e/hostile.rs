@@ -484,3 +484,34 @@ fn guest_text_is_inert_on_the_terminal_and_exact_in_json() {
         "--json keeps the exact text"
     );
 }
+
+/// Runs the query fixture under `limits` on `query`; returns the output.
+fn run_query_under(limits: &str, query: &str) -> std::process::Output {
+    let project = Project::new(limits);
+    let data = project.dir.path().join("data");
+    std::fs::create_dir_all(&data).expect("data");
+    std::fs::write(data.join("query.txt"), query).expect("query");
+    project.add("V45__run_dataset_query", "V1__run_dataset_query");
+    project.graphmig(&["run"])
+}
+
+#[test]
+fn results_are_stopped_at_their_limits_as_they_arrive() {
+    // Three million rows against a limit of a thousand: the host stops reading
+    // at the first row past it and says how many had come.
+    let output = run_query_under("rows = 1000", "UNWIND range(1, 3000000) AS i RETURN i");
+    let out = text(&output);
+    assert_eq!(output.status.code(), Some(4), "{out}");
+    assert!(
+        out.contains("rows limit exceeded: 1001 rows returned; the limit is 1000"),
+        "{out}"
+    );
+    // One row of some 20 MB against a result limit of 1 MiB.
+    let output = run_query_under(
+        "result-mib = 1",
+        "UNWIND range(1, 5) AS r RETURN [x IN range(1, 200000) | 'aaaaaaaaaaaaaaaaaaaa'] AS big",
+    );
+    let out = text(&output);
+    assert_eq!(output.status.code(), Some(4), "{out}");
+    assert!(out.contains("result bytes limit exceeded"), "{out}");
+}

@@ -516,6 +516,24 @@ async fn connect_migration_user(
     }
 }
 
+/// How much of a result the host may still take in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ResultBudget {
+    /// Rows.
+    pub rows: u64,
+    /// Bytes, as the caller weighs them.
+    pub bytes: u64,
+}
+
+/// How far a result went past its [`ResultBudget`] before the host stopped it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Overrun {
+    /// This many rows had arrived.
+    Rows(u64),
+    /// This many bytes had arrived.
+    Bytes(u64),
+}
+
 /// One open explicit transaction.
 pub struct GraphTxn {
     txn: Txn,
@@ -566,6 +584,55 @@ impl GraphTxn {
         }
         let summary = stream.finish(self.txn.handle()).await.map_err(&mut fail)?;
         Ok((rows, *summary.stats()))
+    }
+
+    /// Runs a statement and reads its rows as they arrive, each weighed by `size`,
+    /// stopping as soon as they pass `budget`: the host never holds more than the
+    /// budget plus one record. `Ok(Err(overrun))` says how far past the budget the
+    /// rows went; the transaction is then doomed (the rest stays on the server
+    /// until the rollback discards it).
+    pub async fn run_within(
+        &mut self,
+        query: &str,
+        params: Vec<(String, BoltType)>,
+        budget: ResultBudget,
+        size: &(dyn Fn(&str, &BoltType) -> u64 + Sync),
+    ) -> Result<Result<(Vec<Vec<(String, BoltType)>>, Counters, u64), Overrun>, GraphError> {
+        let mut q = neo4rs::query(query);
+        for (name, value) in params {
+            q = q.param(&name, value);
+        }
+        let failed = &mut self.failed;
+        let mut fail = |e: neo4rs::Error| {
+            *failed = true;
+            GraphError::from_driver(&e)
+        };
+        let mut stream = self.txn.execute(q).await.map_err(&mut fail)?;
+        let mut rows = Vec::new();
+        let mut bytes = 0u64;
+        while let Some(row) = stream.next(self.txn.handle()).await.map_err(&mut fail)? {
+            let map: std::collections::HashMap<String, BoltType> =
+                row.to().map_err(|e| GraphError {
+                    kind: GraphErrorKind::Other,
+                    code: "graphmig.Decode".into(),
+                    message: e.to_string(),
+                })?;
+            bytes += map.iter().map(|(k, v)| size(k, v)).sum::<u64>();
+            rows.push(map.into_iter().collect::<Vec<_>>());
+            let overrun = if rows.len() as u64 > budget.rows {
+                Some(Overrun::Rows(rows.len() as u64))
+            } else if bytes > budget.bytes {
+                Some(Overrun::Bytes(bytes))
+            } else {
+                None
+            };
+            if let Some(overrun) = overrun {
+                self.failed = true;
+                return Ok(Err(overrun));
+            }
+        }
+        let summary = stream.finish(self.txn.handle()).await.map_err(&mut fail)?;
+        Ok(Ok((rows, *summary.stats(), bytes)))
     }
 
     /// Runs a statement whose rows nobody reads and returns its counters: RUN

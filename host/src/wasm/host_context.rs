@@ -515,20 +515,48 @@ impl context::Host for GuestState {
             return Ok(Err(error));
         };
         tracing::debug!(migration = %self.label, statement = index, query = %query, "run-cypher");
+        let limits = self.settings.limits;
+        let budget = crate::graph::ResultBudget {
+            rows: limits.rows.saturating_sub(self.rows_returned),
+            bytes: limits.result_bytes.saturating_sub(self.bytes_returned),
+        };
         let outcome = if self.discard_rows {
             txn.run_discarding(&query, bolt_params)
                 .await
-                .map(|counters| (Vec::new(), counters))
+                .map(|counters| Ok((Vec::new(), counters, 0)))
         } else {
-            txn.run_counted(&query, bolt_params).await
+            txn.run_within(&query, bolt_params, budget, &|k, v| {
+                k.len() as u64 + bolt_size(v)
+            })
+            .await
+        };
+        let outcome = match outcome {
+            Ok(Err(overrun)) => {
+                // Stopped mid-stream: charged with what arrived, which is past
+                // the limit, so the guest stops here with the limit and amount.
+                let (rows, bytes) = match overrun {
+                    crate::graph::Overrun::Rows(n) => (n, 0),
+                    crate::graph::Overrun::Bytes(n) => (0, n),
+                };
+                self.journal.push(entry.failed(
+                    started,
+                    "graphmig.LimitExceeded",
+                    "the result passed a limit; the host stopped reading it",
+                ));
+                // The budget was what the limits left, so this stops the guest.
+                self.charge(rows, bytes)?;
+                return Ok(Err(Self::host_error(
+                    "graphmig.LimitExceeded",
+                    types::GraphErrorKind::Other,
+                    "the result passed a limit".into(),
+                )));
+            }
+            Ok(Ok(read)) => Ok(read),
+            Err(e) => Err(e),
         };
         match outcome {
-            Ok((rows, counters)) => {
+            Ok((rows, counters, bytes)) => {
                 entry.counters = crate::graph::describe_counters(&counters);
-                let bytes: u64 = rows
-                    .iter()
-                    .flat_map(|row| row.iter().map(|(k, v)| k.len() as u64 + bolt_size(v)))
-                    .sum();
                 self.journal.push(entry.finish(
                     started,
                     StatementOutcome::Ok,
