@@ -34,3 +34,8 @@ pub use migration::{Checksum, Migration, Version};
 pub use reporter::{AppliedSummary, Reporter, SilentReporter};
 pub use runner::{DownOptions, DryRunMigration, Report, RunOptions, Runner, StatusEntry};
 pub use wasm::{Sandbox, SandboxOptions};
+
+/// The stack a runtime worker that runs migrations should have: results are
+/// decoded there, recursing as deep as their values nest (64 MiB, reserved
+/// rather than committed; the CLI's runtime uses it).
+pub const WORKER_STACK_BYTES: usize = 64 * 1024 * 1024;

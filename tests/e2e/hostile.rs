@@ -515,3 +515,22 @@ fn results_are_stopped_at_their_limits_as_they_arrive() {
     assert_eq!(output.status.code(), Some(4), "{out}");
     assert!(out.contains("result bytes limit exceeded"), "{out}");
 }
+
+#[test]
+fn a_result_nesting_thousands_deep_does_not_bring_the_host_down() {
+    // A list wrapped in a list 3,000 times overflowed the guest's fiber stack
+    // while the host decoded it, aborting graphmig; deeper still, the server
+    // itself gives up. Either way the run ends with an exit code of its own.
+    for depth in [3_000, 20_000] {
+        let output = run_query_under(
+            "",
+            &format!("RETURN reduce(acc = [], x IN range(1, {depth}) | [acc]) AS deep"),
+        );
+        assert!(
+            matches!(output.status.code(), Some(0 | 1)),
+            "depth {depth}: {:?}\n{}",
+            output.status,
+            text(&output)
+        );
+    }
+}

@@ -292,6 +292,9 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        // Results are decoded on the workers, recursing as deep as their values
+        // nest: room for the deepest a server sends (reserved, not committed).
+        .thread_stack_size(graphmig::WORKER_STACK_BYTES)
         .build()?;
     let runner = Runner::new(config, reporter.clone());
     let work = async move {

@@ -499,7 +499,7 @@ impl context::Host for GuestState {
             return Ok(Ok(types::QueryResult { rows: Vec::new() }));
         }
 
-        let Some(txn) = self.txn.as_mut() else {
+        let Some(mut txn) = self.txn.take() else {
             let error = Self::host_error(
                 "graphmig.NoTransaction",
                 types::GraphErrorKind::Forbidden,
@@ -520,16 +520,46 @@ impl context::Host for GuestState {
             rows: limits.rows.saturating_sub(self.rows_returned),
             bytes: limits.result_bytes.saturating_sub(self.bytes_returned),
         };
-        let outcome = if self.discard_rows {
-            txn.run_discarding(&query, bolt_params)
+        // Reading a result recurses as deep as its values nest, and the guest
+        // chooses how deep (a `reduce` that wraps a list in a list 3,000 times
+        // overflowed the guest's fiber stack and aborted the host): the
+        // statement runs, and its rows are decoded, converted and dropped, on a
+        // runtime worker, whose stack the CLI sizes for it.
+        let discard = self.discard_rows;
+        let statement = query.clone();
+        let task = tokio::spawn(async move {
+            let outcome = if discard {
+                txn.run_discarding(&statement, bolt_params)
+                    .await
+                    .map(|counters| Ok((Vec::new(), counters, 0)))
+            } else {
+                txn.run_within(&statement, bolt_params, budget, &|k, v| {
+                    k.len() as u64 + bolt_size(v)
+                })
                 .await
-                .map(|counters| Ok((Vec::new(), counters, 0)))
-        } else {
-            txn.run_within(&query, bolt_params, budget, &|k, v| {
-                k.len() as u64 + bolt_size(v)
-            })
+                .map(|read| {
+                    read.map(|(rows, counters, bytes)| {
+                        let rows: Vec<Vec<(String, types::Value)>> = rows
+                            .into_iter()
+                            .map(|row| {
+                                row.into_iter()
+                                    .map(|(name, value)| {
+                                        let value = bolt_to_value(&value);
+                                        (name, value)
+                                    })
+                                    .collect()
+                            })
+                            .collect();
+                        (rows, counters, bytes)
+                    })
+                })
+            };
+            (txn, outcome)
+        });
+        let (txn, outcome) = task
             .await
-        };
+            .map_err(|e| wasmtime::Error::msg(format!("the statement's task failed: {e}")))?;
+        self.txn = Some(txn);
         let outcome = match outcome {
             Ok(Err(overrun)) => {
                 // Stopped mid-stream: charged with what arrived, which is past
@@ -565,16 +595,7 @@ impl context::Host for GuestState {
                     rows.len() as u64,
                 ));
                 self.charge(rows.len() as u64, bytes)?;
-                Ok(Ok(types::QueryResult {
-                    rows: rows
-                        .iter()
-                        .map(|row| {
-                            row.iter()
-                                .map(|(name, value)| (name.clone(), bolt_to_value(value)))
-                                .collect()
-                        })
-                        .collect(),
-                }))
+                Ok(Ok(types::QueryResult { rows }))
             }
             Err(error) => {
                 self.doom(index, &query, &error.code, &error.message);
