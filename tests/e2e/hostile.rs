@@ -534,3 +534,19 @@ fn a_result_nesting_thousands_deep_does_not_bring_the_host_down() {
         );
     }
 }
+
+#[test]
+fn a_parameter_name_given_twice_is_refused() {
+    let project = Project::new("");
+    project.add("V46__duplicate_parameter", "V1__duplicate_parameter");
+    let output = project.graphmig(&["run"]);
+    let out = text(&output);
+    assert_eq!(output.status.code(), Some(1), "{out}");
+    assert!(
+        guest_logs(&project)
+            .iter()
+            .any(|l| l.starts_with("contained: graphmig.DuplicateParameter")),
+        "{:?}",
+        guest_logs(&project)
+    );
+}
