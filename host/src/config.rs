@@ -87,6 +87,10 @@ pub struct Limits {
     pub statement_bytes: usize,
     /// Log lines one call may write.
     pub log_lines: u32,
+    /// Bytes of log the host keeps of one call (each line cut at 8 KiB).
+    pub log_bytes: u64,
+    /// Batches one call may begin.
+    pub batches: u32,
 }
 
 impl Default for MigrationSettings {
@@ -111,6 +115,8 @@ impl Default for Limits {
             result_bytes: 1024 * 1024 * 1024,
             statement_bytes: 1024 * 1024,
             log_lines: 100_000,
+            log_bytes: 16 * 1024 * 1024,
+            batches: 10_000,
         }
     }
 }
@@ -257,6 +263,8 @@ struct FileLimits {
     result_mib: Option<u64>,
     statement_kib: Option<u64>,
     log_lines: Option<u32>,
+    log_kib: Option<u64>,
+    batches: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -283,6 +291,8 @@ struct FileOverride {
     result_mib: Option<u64>,
     statement_kib: Option<u64>,
     log_lines: Option<u32>,
+    log_kib: Option<u64>,
+    batches: Option<u32>,
     allow: Option<Vec<String>>,
     #[serde(default)]
     procedures: Vec<String>,
@@ -304,6 +314,8 @@ impl FileOverride {
                 result_mib: self.result_mib,
                 statement_kib: self.statement_kib,
                 log_lines: self.log_lines,
+                log_kib: self.log_kib,
+                batches: self.batches,
             },
             FilePolicy {
                 allow: self.allow,
@@ -339,6 +351,8 @@ impl FileLimits {
                 .statement_kib
                 .map_or(base.statement_bytes, |k| (k * 1024) as usize),
             log_lines: self.log_lines.unwrap_or(base.log_lines),
+            log_bytes: self.log_kib.map_or(base.log_bytes, |k| k * 1024),
+            batches: self.batches.unwrap_or(base.batches),
         };
         if limits.fuel == 0
             || limits.deadline.is_zero()

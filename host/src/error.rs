@@ -355,6 +355,10 @@ pub enum Limit {
     StatementSize,
     /// Number of log lines.
     LogLines,
+    /// Bytes of log kept.
+    LogBytes,
+    /// Number of batches begun.
+    Batches,
 }
 
 impl std::fmt::Display for Limit {
@@ -368,6 +372,8 @@ impl std::fmt::Display for Limit {
             Limit::ResultBytes => "result bytes",
             Limit::StatementSize => "statement size",
             Limit::LogLines => "log lines",
+            Limit::LogBytes => "log bytes",
+            Limit::Batches => "batches",
         })
     }
 }

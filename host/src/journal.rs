@@ -8,6 +8,25 @@ use crate::wasm::bindings::graphmig::migration::types::{Value, ValueNode};
 /// Longest statement text kept in the journal; longer ones are cut and marked.
 const MAX_JOURNAL_QUERY: usize = 4 * 1024;
 
+/// `text` cut to at most `max` bytes (on a character boundary) and marked with
+/// how much went, `… (N more bytes)`. The kept part is a copy, so the guest's
+/// whole buffer is freed rather than kept behind a short string.
+pub fn cut(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_string();
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}… ({} more bytes)", &text[..end], text.len() - end)
+}
+
+/// Longest parameter summary, error code and message kept in the journal.
+const MAX_JOURNAL_PARAMS: usize = 4 * 1024;
+const MAX_JOURNAL_CODE: usize = 256;
+const MAX_JOURNAL_MESSAGE: usize = 4 * 1024;
+
 /// How a statement ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StatementOutcome {
@@ -38,7 +57,7 @@ impl StatementOutcome {
 pub struct JournalEntry {
     /// Position among the migration's statements, from 1.
     pub seq: u32,
-    /// Its text (cut to 4 KiB).
+    /// Its text (cut to 4 KiB, marked `… (N more bytes)`).
     pub query: String,
     /// Parameter names and shapes, never their values.
     pub params: String,
@@ -59,19 +78,10 @@ pub struct JournalEntry {
 impl JournalEntry {
     /// Starts an entry for statement `seq`.
     pub fn new(seq: u32, query: &str, params: String) -> JournalEntry {
-        let query = if query.len() > MAX_JOURNAL_QUERY {
-            let mut cut = MAX_JOURNAL_QUERY;
-            while !query.is_char_boundary(cut) {
-                cut -= 1;
-            }
-            format!("{} [cut: {} bytes in all]", &query[..cut], query.len())
-        } else {
-            query.to_string()
-        };
         JournalEntry {
             seq,
-            query,
-            params,
+            query: cut(query, MAX_JOURNAL_QUERY),
+            params: cut(&params, MAX_JOURNAL_PARAMS),
             duration_us: 0,
             rows: 0,
             counters: String::new(),
@@ -92,8 +102,8 @@ impl JournalEntry {
     ) -> JournalEntry {
         self.duration_us = started.elapsed().as_micros() as u64;
         self.outcome = outcome;
-        self.code = code.map(str::to_string);
-        self.message = message.map(str::to_string);
+        self.code = code.map(|c| cut(c, MAX_JOURNAL_CODE));
+        self.message = message.map(|m| cut(m, MAX_JOURNAL_MESSAGE));
         self.rows = rows;
         self.clone()
     }
@@ -188,4 +198,19 @@ pub struct RefactorStep {
     pub finalize: String,
     /// `applied`, then `undone`, `finalized` or the error.
     pub outcome: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cut_text_says_how_much_went_and_keeps_whole_characters() {
+        assert_eq!(cut("short", 10), "short");
+        assert_eq!(cut("abcdef", 4), "abcd… (2 more bytes)");
+        assert_eq!(cut("ééé", 3), "é… (4 more bytes)");
+        let big = "x".repeat(1 << 20);
+        let kept = cut(&big, 8);
+        assert!(kept.capacity() < 64, "a copy, not the guest's buffer");
+    }
 }

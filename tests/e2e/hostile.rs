@@ -550,3 +550,16 @@ fn a_parameter_name_given_twice_is_refused() {
         guest_logs(&project)
     );
 }
+
+#[test]
+fn what_the_host_keeps_of_guest_text_is_bounded_and_marked() {
+    // The log-flood fixture writes a million lines; 64 KiB of log is the budget.
+    let project = Project::new("log-kib = 64");
+    project.add("V23__log_flood", "V1__log_flood");
+    let output = project.graphmig(&["run"]);
+    let out = text(&output);
+    assert_eq!(output.status.code(), Some(4), "{out}");
+    assert!(out.contains("log bytes limit exceeded"), "{out}");
+    let kept: usize = guest_logs(&project).iter().map(String::len).sum();
+    assert!(kept <= 64 * 1024, "{kept} bytes of log kept");
+}

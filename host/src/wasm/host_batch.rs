@@ -421,6 +421,8 @@ pub(super) struct ChunkInFlight {
 
 impl GuestState {
     pub(super) fn begin_batch_impl(&mut self, name: String) -> String {
+        // A name is for people: kept short, whatever the guest sent.
+        let name = crate::journal::cut(&name, 256);
         use std::hash::{BuildHasher, RandomState};
         let prefix = self.batch_prefix.clone().unwrap_or_else(|| {
             format!(

@@ -61,6 +61,7 @@ pub struct GuestState {
     refactor_steps: Vec<RefactorStep>,
     dataset_reads: Vec<DatasetRead>,
     logs: Vec<(String, String)>,
+    log_bytes: u64,
     rows_returned: u64,
     bytes_returned: u64,
     reporter: Arc<dyn Reporter>,
@@ -136,6 +137,7 @@ impl GuestState {
             refactor_steps: Vec::new(),
             dataset_reads: Vec::new(),
             logs: Vec::new(),
+            log_bytes: 0,
             rows_returned: 0,
             bytes_returned: 0,
             reporter,
@@ -619,14 +621,17 @@ impl context::Host for GuestState {
             types::LogLevel::Warn => LogLevel::Warn,
             types::LogLevel::Error => LogLevel::Error,
         };
-        let mut message = message;
-        if message.len() > MAX_LOG_LINE {
-            let mut cut = MAX_LOG_LINE;
-            while !message.is_char_boundary(cut) {
-                cut -= 1;
-            }
-            message.truncate(cut);
-            message.push_str(" [cut]");
+        let message = crate::journal::cut(&message, MAX_LOG_LINE);
+        self.log_bytes += message.len() as u64;
+        if self.log_bytes > self.settings.limits.log_bytes {
+            return Err(Self::limit(
+                Limit::LogBytes,
+                format!(
+                    "more than {} bytes of log; the limit is {}",
+                    self.log_bytes - message.len() as u64,
+                    self.settings.limits.log_bytes
+                ),
+            ));
         }
         self.reporter.guest_log(&self.label, level, &message);
         self.logs.push((level.as_str().to_string(), message));
@@ -723,6 +728,12 @@ impl context::Host for GuestState {
     }
 
     async fn begin_batch(&mut self, name: String) -> wasmtime::Result<String> {
+        if self.batches.len() as u32 >= self.settings.limits.batches {
+            return Err(Self::limit(
+                Limit::Batches,
+                format!("more than {} batches", self.settings.limits.batches),
+            ));
+        }
         Ok(self.begin_batch_impl(name))
     }
 

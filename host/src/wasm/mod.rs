@@ -530,7 +530,7 @@ impl Sandbox {
                 ),
             })?;
         Ok(Described {
-            description: metadata.description,
+            description: crate::journal::cut(&metadata.description, 4 * 1024),
             reversible: matches!(metadata.rollback, RollbackPolicy::Reversible),
             has_down: metadata.has_down,
         })
@@ -628,7 +628,11 @@ impl Sandbox {
                 match (guest_result, doomed) {
                     (Ok(()), None) => Ok(()),
                     (Ok(()), Some(statement)) => Err(FailureCause::Statement(statement)),
-                    (Err(message), statement) => Err(FailureCause::Guest { message, statement }),
+                    // Printed, stored and shown by every `status`: bounded.
+                    (Err(message), statement) => Err(FailureCause::Guest {
+                        message: crate::journal::cut(&message, 64 * 1024),
+                        statement,
+                    }),
                 }
             }
             Err(trap) => Err(classify_failure(&trap, &store, limits, &stderr)),
