@@ -485,26 +485,42 @@ fn guest_text_is_inert_on_the_terminal_and_exact_in_json() {
     );
 }
 
-/// Runs the query fixture under `limits` on `query`; returns the output.
-fn run_query_under(limits: &str, query: &str) -> std::process::Output {
+/// Runs the query fixture under `limits` on `query`; returns the output and
+/// the host's peak resident memory in KiB.
+fn run_query_measured(limits: &str, query: &str) -> (std::process::Output, u64) {
     let project = Project::new(limits);
     let data = project.dir.path().join("data");
     std::fs::create_dir_all(&data).expect("data");
     std::fs::write(data.join("query.txt"), query).expect("query");
     project.add("V45__run_dataset_query", "V1__run_dataset_query");
-    project.graphmig(&["run"])
+    crate::support::graphmig_measuring_peak(&project, &["run"])
+}
+
+/// Runs the query fixture under `limits` on `query`; returns the output.
+fn run_query_under(limits: &str, query: &str) -> std::process::Output {
+    run_query_measured(limits, query).0
 }
 
 #[test]
 fn results_are_stopped_at_their_limits_as_they_arrive() {
     // Three million rows against a limit of a thousand: the host stops reading
-    // at the first row past it and says how many had come.
-    let output = run_query_under("rows = 1000", "UNWIND range(1, 3000000) AS i RETURN i");
+    // at the first row past it and says how many had come. Its memory stays
+    // under the documented bound: the guest's memory limit + 64 MiB + the
+    // result limit (before, the whole result was held: 1.7 GiB).
+    let (output, peak_kib) = run_query_measured(
+        "rows = 1000\nmemory-mib = 64\nresult-mib = 16",
+        "UNWIND range(1, 3000000) AS i RETURN i",
+    );
     let out = text(&output);
     assert_eq!(output.status.code(), Some(4), "{out}");
     assert!(
         out.contains("rows limit exceeded: 1001 rows returned; the limit is 1000"),
         "{out}"
+    );
+    assert!(peak_kib > 0, "the peak was measured");
+    assert!(
+        peak_kib < (64 + 64 + 16) * 1024,
+        "peak resident memory {peak_kib} KiB"
     );
     // One row of some 20 MB against a result limit of 1 MiB.
     let output = run_query_under(

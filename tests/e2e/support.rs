@@ -424,3 +424,57 @@ pub fn logs_in(project: &Project, user: &str, password: &str) -> bool {
     .send_json(serde_json::json!({ "language": "cypher", "command": "RETURN 1" }))
     .is_ok()
 }
+
+/// Runs `graphmig ARGS` in the project and watches its peak resident memory
+/// (VmHWM) while it runs; returns the output and the peak in KiB, as last seen.
+pub fn graphmig_measuring_peak(project: &Project, args: &[&str]) -> (Output, u64) {
+    use std::io::Read;
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("graphmig"))
+        .current_dir(project.dir.path())
+        .env_remove("GRAPHMIG_URI")
+        .env_remove("GRAPHMIG_USER")
+        .env_remove("GRAPHMIG_DATABASE")
+        .env("GRAPHMIG_BUILD_TARGET_DIR", guest_target_dir())
+        .env("NO_COLOR", "1")
+        .env("GRAPHMIG_PASSWORD", &project.db.server.password)
+        .env("GRAPHMIG_MIGRATION_PASSWORD", MIGRATION_PASSWORD)
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn graphmig");
+    let status_path = format!("/proc/{}/status", child.id());
+    let mut peak = 0;
+    let deadline = std::time::Instant::now() + Duration::from_secs(300);
+    let status = loop {
+        if let Ok(text) = std::fs::read_to_string(&status_path)
+            && let Some(kib) = text
+                .lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        {
+            peak = peak.max(kib);
+        }
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        assert!(std::time::Instant::now() < deadline, "graphmig hung");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut stdout = Vec::new();
+    let mut stderr = Vec::new();
+    if let Some(mut out) = child.stdout.take() {
+        let _ = out.read_to_end(&mut stdout);
+    }
+    if let Some(mut err) = child.stderr.take() {
+        let _ = err.read_to_end(&mut stderr);
+    }
+    (
+        Output {
+            status,
+            stdout,
+            stderr,
+        },
+        peak,
+    )
+}
