@@ -91,6 +91,10 @@ pub struct Limits {
     pub log_bytes: u64,
     /// Batches one call may begin.
     pub batches: u32,
+    /// Value nodes one host call may take in (parameters, rows, a default).
+    pub value_nodes: u64,
+    /// Bytes of text, byte arrays and keys one host call may take in.
+    pub value_bytes: u64,
 }
 
 impl Default for MigrationSettings {
@@ -117,6 +121,8 @@ impl Default for Limits {
             log_lines: 100_000,
             log_bytes: 16 * 1024 * 1024,
             batches: 10_000,
+            value_nodes: 1_000_000,
+            value_bytes: 64 * 1024 * 1024,
         }
     }
 }
@@ -265,6 +271,8 @@ struct FileLimits {
     log_lines: Option<u32>,
     log_kib: Option<u64>,
     batches: Option<u32>,
+    value_nodes: Option<u64>,
+    value_mib: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -293,6 +301,8 @@ struct FileOverride {
     log_lines: Option<u32>,
     log_kib: Option<u64>,
     batches: Option<u32>,
+    value_nodes: Option<u64>,
+    value_mib: Option<u64>,
     allow: Option<Vec<String>>,
     #[serde(default)]
     procedures: Vec<String>,
@@ -316,6 +326,8 @@ impl FileOverride {
                 log_lines: self.log_lines,
                 log_kib: self.log_kib,
                 batches: self.batches,
+                value_nodes: self.value_nodes,
+                value_mib: self.value_mib,
             },
             FilePolicy {
                 allow: self.allow,
@@ -353,6 +365,8 @@ impl FileLimits {
             log_lines: self.log_lines.unwrap_or(base.log_lines),
             log_bytes: self.log_kib.map_or(base.log_bytes, |k| k * 1024),
             batches: self.batches.unwrap_or(base.batches),
+            value_nodes: self.value_nodes.unwrap_or(base.value_nodes),
+            value_bytes: self.value_mib.map_or(base.value_bytes, |m| m * MIB),
         };
         if limits.fuel == 0
             || limits.deadline.is_zero()

@@ -359,6 +359,10 @@ pub enum Limit {
     LogBytes,
     /// Number of batches begun.
     Batches,
+    /// Value nodes one host call took in.
+    ValueNodes,
+    /// Value bytes one host call took in.
+    ValueBytes,
 }
 
 impl std::fmt::Display for Limit {
@@ -374,6 +378,8 @@ impl std::fmt::Display for Limit {
             Limit::LogLines => "log lines",
             Limit::LogBytes => "log bytes",
             Limit::Batches => "batches",
+            Limit::ValueNodes => "value nodes",
+            Limit::ValueBytes => "value bytes",
         })
     }
 }

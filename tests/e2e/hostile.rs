@@ -579,3 +579,17 @@ fn what_the_host_keeps_of_guest_text_is_bounded_and_marked() {
     let kept: usize = guest_logs(&project).iter().map(String::len).sum();
     assert!(kept <= 64 * 1024, "{kept} bytes of log kept");
 }
+
+#[test]
+fn one_call_takes_in_values_only_up_to_its_limits() {
+    let project = Project::new("value-nodes = 10");
+    project.add("V36__batch_ingest", "V1__batch_ingest");
+    project
+        .db
+        .query("CREATE (:Company {name: 'Acme', founded: 1900})");
+    let output = project.graphmig(&["run"]);
+    let out = text(&output);
+    assert_eq!(output.status.code(), Some(4), "{out}");
+    assert!(out.contains("value nodes limit exceeded"), "{out}");
+    assert_eq!(project.db.count("Person"), 0);
+}

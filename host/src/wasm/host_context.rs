@@ -92,6 +92,55 @@ pub struct GuestRecord {
 }
 
 impl GuestState {
+    /// Weighs every value one host call hands over, before any is converted:
+    /// each must be a tree ([`super::values::check_tree`]; a malformed one is left
+    /// for the conversion to refuse with its typed error), and together they
+    /// stay under the per-call `value-nodes` and `value-mib` limits.
+    pub(super) fn weigh_values<'a>(
+        &self,
+        values: impl IntoIterator<Item = (&'a str, &'a types::Value)>,
+    ) -> wasmtime::Result<()> {
+        let limits = &self.settings.limits;
+        let (mut nodes, mut bytes) = (0u64, 0u64);
+        for (name, value) in values {
+            let Ok(size) = super::values::check_tree(value) else {
+                continue;
+            };
+            nodes += size.nodes as u64;
+            bytes += (size.bytes + name.len()) as u64;
+            if nodes > limits.value_nodes {
+                return Err(Self::limit(
+                    Limit::ValueNodes,
+                    format!(
+                        "`{}` brings one call's values past {} nodes",
+                        crate::journal::cut(name, 64),
+                        limits.value_nodes
+                    ),
+                ));
+            }
+            if bytes > limits.value_bytes {
+                return Err(Self::limit(
+                    Limit::ValueBytes,
+                    format!(
+                        "`{}` brings one call's values past {} bytes",
+                        crate::journal::cut(name, 64),
+                        limits.value_bytes
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// [`Self::weigh_values`] over every field of `rows`.
+    pub(super) fn weigh_rows(&self, rows: &[types::Params]) -> wasmtime::Result<()> {
+        self.weigh_values(
+            rows.iter()
+                .flatten()
+                .map(|(name, value)| (name.as_str(), value)),
+        )
+    }
+
     /// Records that statement `index` failed: the migration is doomed, later
     /// statements fail at once and the transaction rolls back. The first failure
     /// is the one reported.
@@ -363,6 +412,7 @@ impl context::HostBatchWriter for GuestState {
         writer: Resource<BatchWriter>,
         rows: Vec<types::Params>,
     ) -> wasmtime::Result<Result<(), types::GraphError>> {
+        self.weigh_rows(&rows)?;
         self.writer_write_impl(writer, rows).await
     }
 
@@ -384,6 +434,7 @@ impl context::Host for GuestState {
         query: String,
         params: Vec<(String, types::Value)>,
     ) -> wasmtime::Result<Result<types::QueryResult, types::GraphError>> {
+        self.weigh_values(params.iter().map(|(name, value)| (name.as_str(), value)))?;
         self.collect_chunk().await;
         let index = self.journal.len() as u32 + 1;
         let limits = self.settings.limits;
@@ -743,6 +794,7 @@ impl context::Host for GuestState {
         label: String,
         rows: Vec<types::Params>,
     ) -> wasmtime::Result<Result<u64, types::GraphError>> {
+        self.weigh_rows(&rows)?;
         self.batch_create_nodes_impl(batch, label, rows).await
     }
 
@@ -753,6 +805,7 @@ impl context::Host for GuestState {
         key: Vec<String>,
         rows: Vec<types::Params>,
     ) -> wasmtime::Result<Result<u64, types::GraphError>> {
+        self.weigh_rows(&rows)?;
         self.batch_merge_nodes_impl(batch, label, key, rows).await
     }
 
@@ -764,6 +817,7 @@ impl context::Host for GuestState {
         to: types::Endpoint,
         rows: Vec<types::Params>,
     ) -> wasmtime::Result<Result<u64, types::GraphError>> {
+        self.weigh_rows(&rows)?;
         self.batch_create_relationships_impl(batch, rel_type, from, to, rows)
             .await
     }

@@ -241,6 +241,7 @@ impl GuestState {
                 "refactorings take property names of letters, digits and underscores".into(),
             )));
         }
+        self.weigh_values([(name.as_str(), &default)])?;
         let default = match value_to_bolt(&default) {
             Ok(BoltType::Null(_)) => {
                 return Ok(Err(invalid(

@@ -132,6 +132,28 @@ pub fn check_tree(value: &Value) -> Result<TreeSize, ValueError> {
     if nodes.is_empty() {
         return Err(ValueError::Empty);
     }
+    // The usual field of a row: one scalar node, nothing to walk.
+    if let [node] = nodes.as_slice() {
+        return match node {
+            ValueNode::Text(s) | ValueNode::Other(s) => Ok(TreeSize {
+                nodes: 1,
+                bytes: s.len(),
+            }),
+            ValueNode::Bytes(b) => Ok(TreeSize {
+                nodes: 1,
+                bytes: b.len(),
+            }),
+            ValueNode::Null
+            | ValueNode::Boolean(_)
+            | ValueNode::Integer(_)
+            | ValueNode::Float(_) => Ok(TreeSize { nodes: 1, bytes: 0 }),
+            _ => check_walk(nodes),
+        };
+    }
+    check_walk(nodes)
+}
+
+fn check_walk(nodes: &[ValueNode]) -> Result<TreeSize, ValueError> {
     // The depth at which each node was reached; 0 = not yet (the root is 1).
     let mut depth = vec![0u16; nodes.len()];
     depth[0] = 1;
