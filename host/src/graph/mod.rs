@@ -562,28 +562,19 @@ impl GraphTxn {
         query: &str,
         params: Vec<(String, BoltType)>,
     ) -> Result<(Vec<Vec<(String, BoltType)>>, Counters), GraphError> {
-        let mut q = neo4rs::query(query);
-        for (name, value) in params {
-            q = q.param(&name, value);
-        }
-        let failed = &mut self.failed;
-        let mut fail = |e: neo4rs::Error| {
-            *failed = true;
-            GraphError::from_driver(&e)
+        let unbounded = ResultBudget {
+            rows: u64::MAX,
+            bytes: u64::MAX,
         };
-        let mut stream = self.txn.execute(q).await.map_err(&mut fail)?;
-        let mut rows = Vec::new();
-        while let Some(row) = stream.next(self.txn.handle()).await.map_err(&mut fail)? {
-            let map: std::collections::HashMap<String, BoltType> =
-                row.to().map_err(|e| GraphError {
-                    kind: GraphErrorKind::Other,
-                    code: "graphmig.Decode".into(),
-                    message: e.to_string(),
-                })?;
-            rows.push(map.into_iter().collect::<Vec<_>>());
+        match self.run_within(query, params, unbounded, &|_, _| 0).await? {
+            Ok((rows, counters, _)) => Ok((rows, counters)),
+            // Nothing passes an unbounded budget.
+            Err(_) => Err(GraphError {
+                kind: GraphErrorKind::Other,
+                code: "graphmig.LimitExceeded".into(),
+                message: "a result passed an unbounded budget".into(),
+            }),
         }
-        let summary = stream.finish(self.txn.handle()).await.map_err(&mut fail)?;
-        Ok((rows, *summary.stats()))
     }
 
     /// Runs a statement and reads its rows as they arrive, each weighed by `size`,
