@@ -227,3 +227,19 @@ fn a_corrupt_compiled_cache_entry_is_rebuilt_not_loaded() {
         "rewritten"
     );
 }
+
+#[test]
+fn a_missing_history_database_is_named_with_the_way_out() {
+    let project = Project::sharing_history("");
+    project.write_extra_config("[history]\ndatabase = \"no_such_history\"\n");
+    project.add("V1__create_first", "V1__create_first");
+    let output = project.graphmig(&["run"]);
+    let out = text(&output);
+    assert_eq!(output.status.code(), Some(3), "{out}");
+    assert!(
+        out.contains("history database `no_such_history` does not exist")
+            && out.contains("remove `[history] database`"),
+        "{out}"
+    );
+    assert_eq!(project.db.count("First"), 0, "nothing ran");
+}

@@ -397,7 +397,21 @@ impl GraphDb {
             })?
             .map_err(|e| Error::Database {
                 uri: self.settings.uri.clone(),
-                message: redact(&e.to_string(), &self.settings),
+                message: match &e {
+                    neo4rs::Error::Neo4j(n)
+                        if n.code().contains("DatabaseNotFound")
+                            && self.history_is_separate()
+                            && database == self.history_database() =>
+                    {
+                        format!(
+                            "graphmig's history database `{database}` does not exist: create it \
+                             (Neo4j: CREATE DATABASE {database}; ArcadeDB: scripts/arcadedb.sh \
+                             create-db PORT {database}), or remove `[history] database` from \
+                             graphmig.toml to keep the history in the target database"
+                        )
+                    }
+                    _ => redact(&e.to_string(), &self.settings),
+                },
             })?;
         Ok(GraphTxn { txn, failed: false })
     }
