@@ -89,6 +89,10 @@ pub struct Limits {
     pub log_lines: u32,
     /// Bytes of log the host keeps of one call (each line cut at 8 KiB).
     pub log_bytes: u64,
+    /// Bytes the host keeps of one call for the ledger: statement texts,
+    /// parameter summaries, refusal messages, schema and refactoring steps,
+    /// batch records and dataset reads (each text cut at 4 KiB).
+    pub journal_bytes: u64,
     /// Batches one call may begin.
     pub batches: u32,
     /// Value nodes one host call may take in (parameters, rows, a default).
@@ -120,6 +124,7 @@ impl Default for Limits {
             statement_bytes: 1024 * 1024,
             log_lines: 100_000,
             log_bytes: 16 * 1024 * 1024,
+            journal_bytes: 16 * 1024 * 1024,
             batches: 10_000,
             value_nodes: 1_000_000,
             value_bytes: 64 * 1024 * 1024,
@@ -270,6 +275,7 @@ struct FileLimits {
     statement_kib: Option<u64>,
     log_lines: Option<u32>,
     log_kib: Option<u64>,
+    journal_kib: Option<u64>,
     batches: Option<u32>,
     value_nodes: Option<u64>,
     value_mib: Option<u64>,
@@ -300,6 +306,7 @@ struct FileOverride {
     statement_kib: Option<u64>,
     log_lines: Option<u32>,
     log_kib: Option<u64>,
+    journal_kib: Option<u64>,
     batches: Option<u32>,
     value_nodes: Option<u64>,
     value_mib: Option<u64>,
@@ -325,6 +332,7 @@ impl FileOverride {
                 statement_kib: self.statement_kib,
                 log_lines: self.log_lines,
                 log_kib: self.log_kib,
+                journal_kib: self.journal_kib,
                 batches: self.batches,
                 value_nodes: self.value_nodes,
                 value_mib: self.value_mib,
@@ -364,6 +372,7 @@ impl FileLimits {
                 .map_or(base.statement_bytes, |k| (k * 1024) as usize),
             log_lines: self.log_lines.unwrap_or(base.log_lines),
             log_bytes: self.log_kib.map_or(base.log_bytes, |k| k * 1024),
+            journal_bytes: self.journal_kib.map_or(base.journal_bytes, |k| k * 1024),
             batches: self.batches.unwrap_or(base.batches),
             value_nodes: self.value_nodes.unwrap_or(base.value_nodes),
             value_bytes: self.value_mib.map_or(base.value_bytes, |m| m * MIB),

@@ -357,6 +357,8 @@ pub enum Limit {
     LogLines,
     /// Bytes of log kept.
     LogBytes,
+    /// Bytes of journal and records kept.
+    JournalBytes,
     /// Number of batches begun.
     Batches,
     /// Value nodes one host call took in.
@@ -377,6 +379,7 @@ impl std::fmt::Display for Limit {
             Limit::StatementSize => "statement size",
             Limit::LogLines => "log lines",
             Limit::LogBytes => "log bytes",
+            Limit::JournalBytes => "journal bytes",
             Limit::Batches => "batches",
             Limit::ValueNodes => "value nodes",
             Limit::ValueBytes => "value bytes",

@@ -2,6 +2,7 @@
 //! ArcadeDB server over Bolt (started by `scripts/test.sh`).
 
 mod bad_input;
+mod deadlines;
 mod batches;
 mod down;
 mod failures;

@@ -669,6 +669,13 @@ impl GraphTxn {
             .map_err(|e| GraphError::from_driver(&e))
     }
 
+    /// Marks a statement given up half-read (its deadline passed): what the
+    /// connection will answer next is unknown, so [`Self::rollback`] sends
+    /// nothing and the pool resets the connection, which ends the transaction.
+    pub fn abandon(&mut self) {
+        self.failed = true;
+    }
+
     /// Rolls back. A failure here is reported, though the server also drops the
     /// transaction when the connection closes.
     pub async fn rollback(self) -> Result<(), GraphError> {

@@ -407,6 +407,9 @@ impl BatchWriter {
     }
 }
 
+/// How long past the deadline the host waits for a batch chunk in flight.
+pub(super) const SETTLE_GRACE: Duration = Duration::from_millis(500);
+
 /// A chunk handed to the database whose outcome nobody has collected yet: at
 /// most one at a time, so chunks (a merge's above all) apply in order.
 #[derive(Debug)]
@@ -431,6 +434,7 @@ impl GuestState {
             )
         });
         let id = format!("{prefix}-{}", self.batches.len() + 1);
+        self.keep(id.len() + name.len(), "batch record");
         self.batches.push(BatchRecord {
             id: id.clone(),
             name,
@@ -531,10 +535,16 @@ impl GuestState {
         }
     }
 
-    /// After the guest's call, however it ended: waits (up to `patience`) for
-    /// the chunk still in flight, so that its rows are counted in its batch
-    /// before anything is kept or deleted.
-    pub(super) async fn settle_batches(&mut self, patience: Duration) {
+    /// After the guest's call, however it ended: waits for the chunk still in
+    /// flight, so that its rows are counted in its batch before anything is
+    /// kept or deleted, until the deadline and [`SETTLE_GRACE`] after it. A
+    /// chunk still running then is given up: its connection closes before its
+    /// COMMIT was sent, so the server rolls it back.
+    pub(super) async fn settle_batches(&mut self) {
+        let patience = self
+            .deadline()
+            .saturating_duration_since(Instant::now())
+            + SETTLE_GRACE;
         if tokio::time::timeout(patience, self.collect_chunk())
             .await
             .is_err()
@@ -664,6 +674,12 @@ impl GuestState {
                 let Some((index, row)) = rows.next() else {
                     break;
                 };
+                if index % 1024 == 0
+                    && let Err(trap) = self.check_deadline()
+                {
+                    self.table.get_mut(writer)?.unsent = unsent;
+                    return Err(trap);
+                }
                 if let Err(e) = unsent.push(index, row) {
                     // The rows before the bad one stay, to be sent.
                     self.table.get_mut(writer)?.unsent = unsent;

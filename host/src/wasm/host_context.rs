@@ -62,6 +62,13 @@ pub struct GuestState {
     dataset_reads: Vec<DatasetRead>,
     logs: Vec<(String, String)>,
     log_bytes: u64,
+    /// Bytes of journal, steps, batch records and dataset reads kept so far.
+    kept_bytes: u64,
+    /// A budget spent by work the guest did not wait for (a batch chunk
+    /// collected later): the next host call, or the end of the step, stops it.
+    pending_trap: Option<LimitTrap>,
+    /// When the step's wall-clock time is up.
+    deadline: Instant,
     rows_returned: u64,
     bytes_returned: u64,
     reporter: Arc<dyn Reporter>,
@@ -98,11 +105,30 @@ impl GuestState {
     /// stay under the per-call `value-nodes` and `value-mib` limits.
     pub(super) fn weigh_values<'a>(
         &self,
-        values: impl IntoIterator<Item = (&'a str, &'a types::Value)>,
+        values: impl IntoIterator<Item = (&'a str, &'a types::Value)> + Clone,
     ) -> wasmtime::Result<()> {
         let limits = &self.settings.limits;
+        // Counted first, walked after: values past the cap are refused
+        // without walking any of them.
+        let listed: u64 = values
+            .clone()
+            .into_iter()
+            .map(|(_, v)| v.nodes.len() as u64)
+            .sum();
+        if listed > limits.value_nodes {
+            return Err(Self::limit(
+                Limit::ValueNodes,
+                format!(
+                    "one call hands over {listed} value nodes; the limit is {}",
+                    limits.value_nodes
+                ),
+            ));
+        }
         let (mut nodes, mut bytes) = (0u64, 0u64);
-        for (name, value) in values {
+        for (n, (name, value)) in values.into_iter().enumerate() {
+            if n % 1024 == 0 {
+                self.check_deadline()?;
+            }
             let Ok(size) = super::values::check_tree(value) else {
                 continue;
             };
@@ -148,9 +174,10 @@ impl GuestState {
         self.doomed.get_or_insert_with(|| FailedStatement {
             index,
             location: None,
-            query: query.to_string(),
-            code: code.to_string(),
-            message: message.to_string(),
+            // Printed and stored: as bounded as the journal's copy.
+            query: crate::journal::cut(query, 4 * 1024),
+            code: crate::journal::cut(code, 256),
+            message: crate::journal::cut(message, 4 * 1024),
         });
     }
 
@@ -166,6 +193,7 @@ impl GuestState {
         reporter: Arc<dyn Reporter>,
         label: String,
     ) -> Self {
+        let settings_deadline = settings.limits.deadline;
         GuestState {
             wasi,
             table,
@@ -187,6 +215,9 @@ impl GuestState {
             dataset_reads: Vec::new(),
             logs: Vec::new(),
             log_bytes: 0,
+            kept_bytes: 0,
+            pending_trap: None,
+            deadline: Instant::now() + settings_deadline,
             rows_returned: 0,
             bytes_returned: 0,
             reporter,
@@ -220,6 +251,7 @@ impl GuestState {
     }
 
     pub(super) fn push_refactor_step(&mut self, step: RefactorStep) {
+        self.keep(step.undo.len() + step.finalize.len(), "refactor step");
         self.refactor_steps.push(step);
     }
 
@@ -272,12 +304,68 @@ impl GuestState {
         self.reporter.batch_progress(&self.label, name, done, total);
     }
 
+    /// Keeps a journal entry, charged to the `journal-kib` budget.
     pub(super) fn push_journal(&mut self, entry: JournalEntry) {
+        let weight = entry.query.len()
+            + entry.params.len()
+            + entry.counters.len()
+            + entry.code.as_ref().map_or(0, String::len)
+            + entry.message.as_ref().map_or(0, String::len);
+        self.keep(weight, "journal entry");
         self.journal.push(entry);
     }
 
+    /// Keeps a schema step (always: its undo is needed), charged to the budget.
     pub(super) fn push_schema_step(&mut self, step: SchemaStep) {
+        let weight = step.statement.len() + step.undo.as_ref().map_or(0, String::len);
+        self.keep(weight, "schema step");
         self.schema_steps.push(step);
+    }
+
+    /// Charges `weight` bytes (plus a record's fixed cost) of what the host keeps
+    /// for the ledger. Past the budget the record is still kept (undo
+    /// statements must not be lost) and the guest is stopped at its next host
+    /// call, so at most one record lands beyond the budget.
+    pub(super) fn keep(&mut self, weight: usize, what: &str) {
+        const RECORD_COST: u64 = 64;
+        self.kept_bytes += weight as u64 + RECORD_COST;
+        let budget = self.settings.limits.journal_bytes;
+        if self.kept_bytes > budget && self.pending_trap.is_none() {
+            self.pending_trap = Some(LimitTrap {
+                limit: Limit::JournalBytes,
+                detail: format!(
+                    "a {what} brings what the host keeps of this migration to {} bytes; the limit is {budget}",
+                    self.kept_bytes
+                ),
+            });
+        }
+    }
+
+    /// Every host call passes here first: past the deadline, or with a budget
+    /// spent, the guest stops now rather than at its next instruction.
+    pub(super) fn gate(&self) -> wasmtime::Result<()> {
+        if let Some(trap) = &self.pending_trap {
+            return Err(wasmtime::Error::from(trap.clone()));
+        }
+        self.check_deadline()
+    }
+
+    /// Stops the guest once its deadline has passed. Host calls check it on
+    /// entry and host-side loops over guest data check it as they go, so no
+    /// call outlives the deadline by more than one step of its loop.
+    pub(super) fn check_deadline(&self) -> wasmtime::Result<()> {
+        past_deadline(self.deadline, self.settings.limits.deadline)
+    }
+
+    /// The step's deadline.
+    pub(super) fn deadline(&self) -> Instant {
+        self.deadline
+    }
+
+    /// A budget the guest spent without a host call noticing: the step fails
+    /// with it even if the guest returned `ok`.
+    pub(super) fn pending_trap(&self) -> Option<&LimitTrap> {
+        self.pending_trap.as_ref()
     }
 
     fn host_error(code: &str, kind: types::GraphErrorKind, message: String) -> types::GraphError {
@@ -362,6 +450,17 @@ impl GuestState {
     }
 }
 
+/// The deadline trap, once `at` has passed; `limit` is the configured time.
+pub(super) fn past_deadline(at: Instant, limit: std::time::Duration) -> wasmtime::Result<()> {
+    if Instant::now() < at {
+        return Ok(());
+    }
+    Err(wasmtime::Error::from(LimitTrap {
+        limit: Limit::Deadline,
+        detail: format!("still running after {} s", limit.as_secs_f64()),
+    }))
+}
+
 /// The WIT form of a graph error; the one place the two kinds are mapped.
 pub(super) fn to_wit_error(error: &GraphError) -> types::GraphError {
     types::GraphError {
@@ -404,6 +503,7 @@ impl context::HostBatchWriter for GuestState {
         writer: Resource<BatchWriter>,
         rows: u64,
     ) -> wasmtime::Result<()> {
+        self.gate()?;
         self.writer_expect_rows_impl(writer, rows)
     }
 
@@ -412,6 +512,7 @@ impl context::HostBatchWriter for GuestState {
         writer: Resource<BatchWriter>,
         rows: Vec<types::Params>,
     ) -> wasmtime::Result<Result<(), types::GraphError>> {
+        self.gate()?;
         self.weigh_rows(&rows)?;
         self.writer_write_impl(writer, rows).await
     }
@@ -420,6 +521,7 @@ impl context::HostBatchWriter for GuestState {
         &mut self,
         writer: Resource<BatchWriter>,
     ) -> wasmtime::Result<Result<u64, types::GraphError>> {
+        self.gate()?;
         self.writer_finish_impl(writer).await
     }
 
@@ -434,6 +536,7 @@ impl context::Host for GuestState {
         query: String,
         params: Vec<(String, types::Value)>,
     ) -> wasmtime::Result<Result<types::QueryResult, types::GraphError>> {
+        self.gate()?;
         self.weigh_values(params.iter().map(|(name, value)| (name.as_str(), value)))?;
         self.collect_chunk().await;
         let index = self.journal.len() as u32 + 1;
@@ -466,7 +569,7 @@ impl context::Host for GuestState {
                     failed.index, failed.code
                 ),
             );
-            self.journal.push(entry.finish(
+            self.push_journal(entry.finish(
                 started,
                 StatementOutcome::Skipped,
                 Some(&error.code),
@@ -482,6 +585,7 @@ impl context::Host for GuestState {
         let mut bolt_params = Vec::with_capacity(params.len());
         let mut problem = None;
         for (name, value) in &params {
+            self.check_deadline()?;
             if !names.insert(name.as_str()) {
                 problem = Some((
                     "graphmig.DuplicateParameter",
@@ -503,8 +607,7 @@ impl context::Host for GuestState {
         if let Some((code, message)) = problem {
             let error = Self::host_error(code, types::GraphErrorKind::Other, message);
             self.doom(index, &query, &error.code, &error.message);
-            self.journal
-                .push(entry.failed(started, &error.code, &error.message));
+            self.push_journal(entry.failed(started, &error.code, &error.message));
             return Ok(Err(error));
         }
 
@@ -525,7 +628,7 @@ impl context::Host for GuestState {
                     self.doom(index, &query, &error.code, &error.message);
                 }
                 tracing::warn!(migration = %self.label, statement = index, rule = denial.rule, "statement denied by policy");
-                self.journal.push(entry.finish(
+                self.push_journal(entry.finish(
                     started,
                     StatementOutcome::Denied,
                     Some(&error.code),
@@ -542,7 +645,7 @@ impl context::Host for GuestState {
         {
             // Schema changes survive a rollback on some servers (ArcadeDB): a dry
             // run records them and answers as if they had run.
-            self.journal.push(entry.finish(
+            self.push_journal(entry.finish(
                 started,
                 StatementOutcome::Skipped,
                 Some("graphmig.DryRun"),
@@ -558,7 +661,7 @@ impl context::Host for GuestState {
                 types::GraphErrorKind::Forbidden,
                 "run-cypher is not available while the host reads metadata".into(),
             );
-            self.journal.push(entry.finish(
+            self.push_journal(entry.finish(
                 started,
                 StatementOutcome::Denied,
                 Some(&error.code),
@@ -580,39 +683,60 @@ impl context::Host for GuestState {
         // runtime worker, whose stack the CLI sizes for it.
         let discard = self.discard_rows;
         let statement = query.clone();
+        let (deadline, allowed) = (self.deadline, limits.deadline);
         let task = tokio::spawn(async move {
-            let outcome = if discard {
-                txn.run_discarding(&statement, bolt_params)
-                    .await
-                    .map(|counters| Ok((Vec::new(), counters, 0)))
-            } else {
+            // The deadline is kept here, where the transaction is, so that a
+            // statement still running when time is up hands the transaction
+            // back (given up, for the pool to reset) instead of taking it along.
+            let read = async {
+                if discard {
+                    return txn
+                        .run_discarding(&statement, bolt_params)
+                        .await
+                        .map(|counters| Ok((Vec::new(), counters, 0)));
+                }
                 txn.run_within(&statement, bolt_params, budget, &|k, v| {
                     k.len() as u64 + bolt_size(v)
                 })
                 .await
-                .map(|read| {
-                    read.map(|(rows, counters, bytes)| {
-                        let rows: Vec<Vec<(String, types::Value)>> = rows
+            };
+            let read = match tokio::time::timeout_at(deadline.into(), read).await {
+                Ok(read) => read,
+                Err(_elapsed) => {
+                    txn.abandon();
+                    return (txn, Err(past_deadline(deadline, allowed).unwrap_err()));
+                }
+            };
+            let converted = match read {
+                Ok(Ok((rows, counters, bytes))) => {
+                    let mut converted = Vec::with_capacity(rows.len());
+                    for (n, row) in rows.into_iter().enumerate() {
+                        if n % 1024 == 0
+                            && let Err(trap) = past_deadline(deadline, allowed)
+                        {
+                            return (txn, Err(trap));
+                        }
+                        let row: Vec<(String, types::Value)> = row
                             .into_iter()
-                            .map(|row| {
-                                row.into_iter()
-                                    .map(|(name, value)| {
-                                        let value = bolt_to_value(&value);
-                                        (name, value)
-                                    })
-                                    .collect()
+                            .map(|(name, value)| {
+                                let value = bolt_to_value(&value);
+                                (name, value)
                             })
                             .collect();
-                        (rows, counters, bytes)
-                    })
-                })
+                        converted.push(row);
+                    }
+                    Ok(Ok((converted, counters, bytes)))
+                }
+                Ok(Err(overrun)) => Ok(Err(overrun)),
+                Err(e) => Err(e),
             };
-            (txn, outcome)
+            (txn, Ok(converted))
         });
         let (txn, outcome) = task
             .await
             .map_err(|e| wasmtime::Error::msg(format!("the statement's task failed: {e}")))?;
         self.txn = Some(txn);
+        let outcome = outcome?;
         let outcome = match outcome {
             Ok(Err(overrun)) => {
                 // Stopped mid-stream: charged with what arrived, which is past
@@ -621,7 +745,7 @@ impl context::Host for GuestState {
                     crate::graph::Overrun::Rows(n) => (n, 0),
                     crate::graph::Overrun::Bytes(n) => (0, n),
                 };
-                self.journal.push(entry.failed(
+                self.push_journal(entry.failed(
                     started,
                     "graphmig.LimitExceeded",
                     "the result passed a limit; the host stopped reading it",
@@ -640,7 +764,7 @@ impl context::Host for GuestState {
         match outcome {
             Ok((rows, counters, bytes)) => {
                 entry.counters = crate::graph::describe_counters(&counters);
-                self.journal.push(entry.finish(
+                self.push_journal(entry.finish(
                     started,
                     StatementOutcome::Ok,
                     None,
@@ -652,14 +776,14 @@ impl context::Host for GuestState {
             }
             Err(error) => {
                 self.doom(index, &query, &error.code, &error.message);
-                self.journal
-                    .push(entry.failed(started, &error.code, &error.message));
+                self.push_journal(entry.failed(started, &error.code, &error.message));
                 Ok(Err(to_wit_error(&error)))
             }
         }
     }
 
     async fn log(&mut self, level: types::LogLevel, message: String) -> wasmtime::Result<()> {
+        self.gate()?;
         if self.logs.len() as u32 >= self.settings.limits.log_lines {
             return Err(Self::limit(
                 Limit::LogLines,
@@ -693,6 +817,7 @@ impl context::Host for GuestState {
         &mut self,
         constraint: types::Constraint,
     ) -> wasmtime::Result<Result<String, types::SchemaError>> {
+        self.gate()?;
         self.collect_chunk().await;
         self.create_constraint_impl(constraint).await
     }
@@ -701,6 +826,7 @@ impl context::Host for GuestState {
         &mut self,
         name: String,
     ) -> wasmtime::Result<Result<(), types::SchemaError>> {
+        self.gate()?;
         self.collect_chunk().await;
         self.drop_impl(name, true).await
     }
@@ -709,6 +835,7 @@ impl context::Host for GuestState {
         &mut self,
         index: types::Index,
     ) -> wasmtime::Result<Result<String, types::SchemaError>> {
+        self.gate()?;
         self.collect_chunk().await;
         self.create_index_impl(index).await
     }
@@ -717,6 +844,7 @@ impl context::Host for GuestState {
         &mut self,
         name: String,
     ) -> wasmtime::Result<Result<(), types::SchemaError>> {
+        self.gate()?;
         self.collect_chunk().await;
         self.drop_impl(name, false).await
     }
@@ -724,6 +852,7 @@ impl context::Host for GuestState {
     async fn schema(
         &mut self,
     ) -> wasmtime::Result<Result<Vec<types::SchemaElement>, types::SchemaError>> {
+        self.gate()?;
         self.collect_chunk().await;
         self.schema_impl().await
     }
@@ -733,6 +862,7 @@ impl context::Host for GuestState {
         from: String,
         to: String,
     ) -> wasmtime::Result<Result<u64, types::GraphError>> {
+        self.gate()?;
         self.collect_chunk().await;
         self.rename_label_impl(from, to).await
     }
@@ -742,6 +872,7 @@ impl context::Host for GuestState {
         from: String,
         to: String,
     ) -> wasmtime::Result<Result<u64, types::GraphError>> {
+        self.gate()?;
         self.collect_chunk().await;
         self.rename_type_impl(from, to).await
     }
@@ -753,6 +884,7 @@ impl context::Host for GuestState {
         from: String,
         to: String,
     ) -> wasmtime::Result<Result<u64, types::GraphError>> {
+        self.gate()?;
         self.collect_chunk().await;
         self.rename_property_impl(entity, label, from, to).await
     }
@@ -764,6 +896,7 @@ impl context::Host for GuestState {
         name: String,
         default: types::Value,
     ) -> wasmtime::Result<Result<u64, types::GraphError>> {
+        self.gate()?;
         self.collect_chunk().await;
         self.add_property_impl(entity, label, name, default).await
     }
@@ -774,11 +907,13 @@ impl context::Host for GuestState {
         label: String,
         name: String,
     ) -> wasmtime::Result<Result<u64, types::GraphError>> {
+        self.gate()?;
         self.collect_chunk().await;
         self.remove_property_impl(entity, label, name).await
     }
 
     async fn begin_batch(&mut self, name: String) -> wasmtime::Result<String> {
+        self.gate()?;
         if self.batches.len() as u32 >= self.settings.limits.batches {
             return Err(Self::limit(
                 Limit::Batches,
@@ -794,6 +929,7 @@ impl context::Host for GuestState {
         label: String,
         rows: Vec<types::Params>,
     ) -> wasmtime::Result<Result<u64, types::GraphError>> {
+        self.gate()?;
         self.weigh_rows(&rows)?;
         self.batch_create_nodes_impl(batch, label, rows).await
     }
@@ -805,6 +941,7 @@ impl context::Host for GuestState {
         key: Vec<String>,
         rows: Vec<types::Params>,
     ) -> wasmtime::Result<Result<u64, types::GraphError>> {
+        self.gate()?;
         self.weigh_rows(&rows)?;
         self.batch_merge_nodes_impl(batch, label, key, rows).await
     }
@@ -817,6 +954,7 @@ impl context::Host for GuestState {
         to: types::Endpoint,
         rows: Vec<types::Params>,
     ) -> wasmtime::Result<Result<u64, types::GraphError>> {
+        self.gate()?;
         self.weigh_rows(&rows)?;
         self.batch_create_relationships_impl(batch, rel_type, from, to, rows)
             .await
@@ -827,6 +965,7 @@ impl context::Host for GuestState {
         batch: String,
         label: String,
     ) -> wasmtime::Result<Result<Resource<BatchWriter>, types::GraphError>> {
+        self.gate()?;
         self.open_create_nodes_impl(batch, label)
     }
 
@@ -836,6 +975,7 @@ impl context::Host for GuestState {
         label: String,
         key: Vec<String>,
     ) -> wasmtime::Result<Result<Resource<BatchWriter>, types::GraphError>> {
+        self.gate()?;
         self.open_merge_nodes_impl(batch, label, key)
     }
 
@@ -846,6 +986,7 @@ impl context::Host for GuestState {
         from: types::Endpoint,
         to: types::Endpoint,
     ) -> wasmtime::Result<Result<Resource<BatchWriter>, types::GraphError>> {
+        self.gate()?;
         self.open_create_relationships_impl(batch, rel_type, from, to)
     }
 
@@ -853,6 +994,7 @@ impl context::Host for GuestState {
         &mut self,
         batch: String,
     ) -> wasmtime::Result<Result<u64, types::GraphError>> {
+        self.gate()?;
         self.delete_batch_impl(batch).await
     }
 
@@ -860,6 +1002,7 @@ impl context::Host for GuestState {
         &mut self,
         path: String,
     ) -> wasmtime::Result<Result<Vec<u8>, types::DatasetError>> {
+        self.gate()?;
         let Some(dir) = self.datasets.clone() else {
             return Ok(Err(types::DatasetError::Forbidden(
                 "the project has no data folder".into(),
@@ -894,11 +1037,20 @@ impl context::Host for GuestState {
                 ),
             ));
         }
+        // Read in pieces, minding the deadline between them: a large file on a
+        // slow disk must not hold the guest past its time.
         let mut bytes = Vec::with_capacity(size as usize);
-        if let Err(e) = file.into_std().take(remaining).read_to_end(&mut bytes) {
-            return Ok(Err(types::DatasetError::Io(e.to_string())));
+        let mut reader = file.into_std().take(remaining);
+        loop {
+            self.check_deadline()?;
+            match (&mut reader).take(8 * 1024 * 1024).read_to_end(&mut bytes) {
+                Ok(0) => break,
+                Ok(_) => {}
+                Err(e) => return Ok(Err(types::DatasetError::Io(e.to_string()))),
+            }
         }
         self.charge(0, bytes.len() as u64)?;
+        self.keep(path.len(), "dataset read");
         self.dataset_reads.push(DatasetRead {
             path,
             sha256: Checksum::of(&bytes),

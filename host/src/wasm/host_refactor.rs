@@ -77,6 +77,7 @@ impl GuestState {
         let chunk = self.settings().batch_chunk.max(1) as u64;
         let mut total = 0u64;
         loop {
+            self.check_deadline()?;
             let index = self.next_statement()?;
             let started = Instant::now();
             let mut entry = JournalEntry::new(index, &plan.apply, String::new());

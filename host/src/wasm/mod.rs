@@ -617,12 +617,19 @@ impl Sandbox {
         // A batch writer's last chunk may still be in flight, however the call
         // ended: its rows must be counted in their batch before anything is
         // kept or deleted.
-        store.data_mut().settle_batches(limits.deadline).await;
+        store.data_mut().settle_batches().await;
         let fuel_consumed = match self.metered {
             true => limits.fuel.saturating_sub(store.get_fuel().unwrap_or(0)),
             false => 0,
         };
+        let pending = store.data().pending_trap().cloned();
         let result = match call {
+            // A budget spent by work the guest did not wait for fails the step
+            // even though the guest returned.
+            Ok(_) if let Some(trap) = pending => Err(FailureCause::LimitExceeded {
+                limit: trap.limit,
+                detail: trap.detail,
+            }),
             Ok(guest_result) => {
                 let doomed = store.data().doomed().cloned();
                 match (guest_result, doomed) {
@@ -637,6 +644,7 @@ impl Sandbox {
             }
             Err(trap) => Err(classify_failure(&trap, &store, limits, &stderr)),
         };
+        let result = result.map_err(|cause| stopped_at(cause, started));
         let state = store.data_mut();
         Ok(StepRun {
             result,
@@ -659,8 +667,16 @@ impl Sandbox {
         started: Instant,
     ) -> StepRun {
         let state = store.data_mut();
-        let run = tokio::time::timeout(limits.deadline, state.run_script(script)).await;
+        // Each statement keeps the deadline itself (and hands its transaction
+        // back); this timeout is the net under it.
+        let run = tokio::time::timeout(limits.deadline + EPOCH_TICK * 10, state.run_script(script))
+            .await;
+        let pending = state.pending_trap().cloned();
         let result = match run {
+            Ok(Ok(_)) if let Some(trap) = pending => Err(FailureCause::LimitExceeded {
+                limit: trap.limit,
+                detail: trap.detail,
+            }),
             Ok(Ok(outcome)) => outcome,
             Ok(Err(error)) => Err(match error.downcast_ref::<LimitTrap>() {
                 Some(trap) => FailureCause::LimitExceeded {
@@ -677,13 +693,31 @@ impl Sandbox {
             }),
         };
         StepRun {
-            result,
+            result: result.map_err(|cause| stopped_at(cause, started)),
             txn: state.take_txn(),
             fuel_consumed: 0,
             statements: state.statements(),
             record: state.take_record(),
             elapsed: started.elapsed(),
         }
+    }
+}
+
+/// A deadline failure says when the step in fact stopped, so an operator (and
+/// the deadline tests) can see how closely the deadline held.
+fn stopped_at(cause: FailureCause, started: Instant) -> FailureCause {
+    match cause {
+        FailureCause::LimitExceeded {
+            limit: Limit::Deadline,
+            detail,
+        } => FailureCause::LimitExceeded {
+            limit: Limit::Deadline,
+            detail: format!(
+                "{detail}; stopped {:.2} s after the step began",
+                started.elapsed().as_secs_f64()
+            ),
+        },
+        other => other,
     }
 }
 
