@@ -77,7 +77,9 @@ fn run_call(call: &str) -> Result<i64, String> {
         .ok_or_else(|| format!("the error does not say when the step stopped:\n{out}"))?;
     let left = project.db.count("Deadline")
         + project.db.count("DeadlineB")
-        + project.db.query("MATCH ()-[r:DEADLINE]->() RETURN count(r) AS n")[0]["n"]
+        + project
+            .db
+            .query("MATCH ()-[r:DEADLINE]->() RETURN count(r) AS n")[0]["n"]
             .as_i64()
             .unwrap_or(0);
     if left != 0 {
@@ -96,9 +98,8 @@ fn run_call(call: &str) -> Result<i64, String> {
 
 #[test]
 fn the_deadline_holds_within_a_second_in_every_kind_of_host_call() {
-    let mut table = String::from(
-        "| host call | ended with | past the 1 s deadline |\n|---|---|---|\n",
-    );
+    let mut table =
+        String::from("| host call | ended with | past the 1 s deadline |\n|---|---|---|\n");
     let mut failures = Vec::new();
     for call in CALLS {
         let (ended, past) = match run_call(call) {

@@ -2,8 +2,8 @@
 //! ArcadeDB server over Bolt (started by `scripts/test.sh`).
 
 mod bad_input;
-mod deadlines;
 mod batches;
+mod deadlines;
 mod down;
 mod failures;
 mod hostile;

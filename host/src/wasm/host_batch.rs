@@ -541,10 +541,7 @@ impl GuestState {
     /// chunk still running then is given up: its connection closes before its
     /// COMMIT was sent, so the server rolls it back.
     pub(super) async fn settle_batches(&mut self) {
-        let patience = self
-            .deadline()
-            .saturating_duration_since(Instant::now())
-            + SETTLE_GRACE;
+        let patience = self.deadline().saturating_duration_since(Instant::now()) + SETTLE_GRACE;
         if tokio::time::timeout(patience, self.collect_chunk())
             .await
             .is_err()

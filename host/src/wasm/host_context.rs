@@ -455,10 +455,15 @@ pub(super) fn past_deadline(at: Instant, limit: std::time::Duration) -> wasmtime
     if Instant::now() < at {
         return Ok(());
     }
-    Err(wasmtime::Error::from(LimitTrap {
+    Err(deadline_trap(limit))
+}
+
+/// The trap that stops a guest whose deadline (`limit` long) has passed.
+pub(super) fn deadline_trap(limit: std::time::Duration) -> wasmtime::Error {
+    wasmtime::Error::from(LimitTrap {
         limit: Limit::Deadline,
         detail: format!("still running after {} s", limit.as_secs_f64()),
-    }))
+    })
 }
 
 /// The WIT form of a graph error; the one place the two kinds are mapped.
@@ -704,7 +709,7 @@ impl context::Host for GuestState {
                 Ok(read) => read,
                 Err(_elapsed) => {
                     txn.abandon();
-                    return (txn, Err(past_deadline(deadline, allowed).unwrap_err()));
+                    return (txn, Err(deadline_trap(allowed)));
                 }
             };
             let converted = match read {

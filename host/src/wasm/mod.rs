@@ -669,8 +669,8 @@ impl Sandbox {
         let state = store.data_mut();
         // Each statement keeps the deadline itself (and hands its transaction
         // back); this timeout is the net under it.
-        let run = tokio::time::timeout(limits.deadline + EPOCH_TICK * 10, state.run_script(script))
-            .await;
+        let run =
+            tokio::time::timeout(limits.deadline + EPOCH_TICK * 10, state.run_script(script)).await;
         let pending = state.pending_trap().cloned();
         let result = match run {
             Ok(Ok(_)) if let Some(trap) = pending => Err(FailureCause::LimitExceeded {
