@@ -97,7 +97,8 @@ pub struct Limits {
     pub batches: u32,
     /// Value nodes one host call may take in (parameters, rows, a default).
     pub value_nodes: u64,
-    /// Bytes of text, byte arrays and keys one host call may take in.
+    /// Bytes one host call may take in, as the host holds them (wasmtime's
+    /// hostcall fuel counts them while it copies the arguments).
     pub value_bytes: u64,
 }
 
@@ -123,11 +124,11 @@ impl Default for Limits {
             result_bytes: 1024 * 1024 * 1024,
             statement_bytes: 1024 * 1024,
             log_lines: 100_000,
-            log_bytes: 16 * 1024 * 1024,
-            journal_bytes: 16 * 1024 * 1024,
+            log_bytes: 8 * 1024 * 1024,
+            journal_bytes: 8 * 1024 * 1024,
             batches: 10_000,
-            value_nodes: 1_000_000,
-            value_bytes: 64 * 1024 * 1024,
+            value_nodes: 250_000,
+            value_bytes: 16 * 1024 * 1024,
         }
     }
 }

@@ -7,6 +7,7 @@ mod deadlines;
 mod down;
 mod failures;
 mod hostile;
+mod memory;
 mod people;
 mod policy;
 mod polyglot;

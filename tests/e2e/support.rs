@@ -443,6 +443,28 @@ pub fn graphmig_measuring_peak(project: &Project, args: &[&str]) -> (Output, u64
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("spawn graphmig");
+    // Drained while it runs: a child whose output fills a pipe would block.
+    let drain = |pipe: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            if let Some(mut pipe) = pipe {
+                let _ = pipe.read_to_end(&mut bytes);
+            }
+            bytes
+        })
+    };
+    let stdout = drain(
+        child
+            .stdout
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let stderr = drain(
+        child
+            .stderr
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
     let status_path = format!("/proc/{}/status", child.id());
     let mut peak = 0;
     let deadline = std::time::Instant::now() + Duration::from_secs(300);
@@ -458,17 +480,14 @@ pub fn graphmig_measuring_peak(project: &Project, args: &[&str]) -> (Output, u64
         if let Some(status) = child.try_wait().expect("wait") {
             break status;
         }
-        assert!(std::time::Instant::now() < deadline, "graphmig hung");
+        if std::time::Instant::now() >= deadline {
+            let _ = child.kill();
+            panic!("graphmig hung");
+        }
         std::thread::sleep(Duration::from_millis(20));
     };
-    let mut stdout = Vec::new();
-    let mut stderr = Vec::new();
-    if let Some(mut out) = child.stdout.take() {
-        let _ = out.read_to_end(&mut stdout);
-    }
-    if let Some(mut err) = child.stderr.take() {
-        let _ = err.read_to_end(&mut stderr);
-    }
+    let stdout = stdout.join().expect("stdout reader");
+    let stderr = stderr.join().expect("stderr reader");
     (
         Output {
             status,

@@ -580,7 +580,10 @@ impl GraphTxn {
             rows: u64::MAX,
             bytes: u64::MAX,
         };
-        match self.run_within(query, params, unbounded, &|_, _| 0).await? {
+        match self
+            .run_within(query, params, unbounded, |row| (row, 0))
+            .await?
+        {
             Ok((rows, counters, _)) => Ok((rows, counters)),
             // Nothing passes an unbounded budget.
             Err(_) => Err(GraphError {
@@ -591,18 +594,19 @@ impl GraphTxn {
         }
     }
 
-    /// Runs a statement and reads its rows as they arrive, each weighed by `size`,
-    /// stopping as soon as they pass `budget`: the host never holds more than the
-    /// budget plus one record. `Ok(Err(overrun))` says how far past the budget the
-    /// rows went; the transaction is then doomed (the rest stays on the server
-    /// until the rollback discards it).
-    pub async fn run_within(
+    /// Runs a statement and reads its rows as they arrive, each handed to `take`
+    /// (which turns it into what the caller keeps and says how many bytes that
+    /// holds), stopping as soon as they pass `budget`: the host never holds more
+    /// than the budget plus one record. `Ok(Err(overrun))` says how far past the
+    /// budget the rows went; the transaction is then doomed (the rest stays on
+    /// the server until the rollback discards it).
+    pub async fn run_within<R>(
         &mut self,
         query: &str,
         params: Vec<(String, BoltType)>,
         budget: ResultBudget,
-        size: &(dyn Fn(&str, &BoltType) -> u64 + Sync),
-    ) -> Result<Result<(Vec<Vec<(String, BoltType)>>, Counters, u64), Overrun>, GraphError> {
+        mut take: impl FnMut(Vec<(String, BoltType)>) -> (R, u64) + Send,
+    ) -> Result<Result<(Vec<R>, Counters, u64), Overrun>, GraphError> {
         let mut q = neo4rs::query(query);
         for (name, value) in params {
             q = q.param(&name, value);
@@ -622,8 +626,9 @@ impl GraphTxn {
                     code: "graphmig.Decode".into(),
                     message: e.to_string(),
                 })?;
-            bytes += map.iter().map(|(k, v)| size(k, v)).sum::<u64>();
-            rows.push(map.into_iter().collect::<Vec<_>>());
+            let (kept, weight) = take(map.into_iter().collect());
+            bytes += weight;
+            rows.push(kept);
             let overrun = if rows.len() as u64 > budget.rows {
                 Some(Overrun::Rows(rows.len() as u64))
             } else if bytes > budget.bytes {

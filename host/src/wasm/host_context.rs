@@ -5,7 +5,6 @@ use std::io::Read;
 use std::sync::Arc;
 use std::time::Instant;
 
-use neo4rs::BoltType;
 use wasmtime::component::{Resource, ResourceTable};
 
 use super::host_batch::BatchWriter;
@@ -13,7 +12,7 @@ use wasmtime_wasi::WasiCtx;
 
 use super::bindings::graphmig::migration::{context, types};
 use super::limits::MemoryLimiter;
-use super::values::{bolt_to_value, value_to_bolt};
+use super::values::{bolt_to_value, held_bytes, value_to_bolt};
 use crate::config::MigrationSettings;
 use crate::error::{FailedStatement, Limit};
 use crate::graph::{GraphDb, GraphError, GraphErrorKind, GraphTxn};
@@ -133,7 +132,12 @@ impl GuestState {
                 continue;
             };
             nodes += size.nodes as u64;
-            bytes += (size.bytes + name.len()) as u64;
+            // In the bytes the host holds them in, as wasmtime's hostcall fuel
+            // counted them on the way in.
+            bytes += (size.nodes * std::mem::size_of::<types::ValueNode>()
+                + size.bytes
+                + name.len()
+                + std::mem::size_of::<(String, types::Value)>()) as u64;
             if nodes > limits.value_nodes {
                 return Err(Self::limit(
                     Limit::ValueNodes,
@@ -481,25 +485,6 @@ pub(super) fn to_wit_error(error: &GraphError) -> types::GraphError {
     }
 }
 
-/// Approximate size of a result, for the result-bytes limit.
-fn bolt_size(value: &BoltType) -> u64 {
-    match value {
-        BoltType::String(s) => s.value.len() as u64 + 8,
-        BoltType::Bytes(b) => b.value.len() as u64 + 8,
-        BoltType::List(l) => 8 + l.value.iter().map(bolt_size).sum::<u64>(),
-        BoltType::Map(m) => {
-            8 + m
-                .value
-                .iter()
-                .map(|(k, v)| k.value.len() as u64 + bolt_size(v))
-                .sum::<u64>()
-        }
-        BoltType::Node(n) => 16 + bolt_size(&BoltType::Map(n.properties.clone())),
-        BoltType::Relation(r) => 32 + bolt_size(&BoltType::Map(r.properties.clone())),
-        _ => 8,
-    }
-}
-
 impl types::Host for GuestState {}
 
 impl context::HostBatchWriter for GuestState {
@@ -700,40 +685,42 @@ impl context::Host for GuestState {
                         .await
                         .map(|counters| Ok((Vec::new(), counters, 0)));
                 }
-                txn.run_within(&statement, bolt_params, budget, &|k, v| {
-                    k.len() as u64 + bolt_size(v)
+                // Each row is converted as it arrives and its driver form
+                // dropped: what the host holds is what the guest will get,
+                // weighed in the bytes it takes.
+                let mut left = budget.bytes;
+                txn.run_within(&statement, bolt_params, budget, move |row| {
+                    let cost = super::values::ALLOCATION_COST;
+                    let weight = (std::mem::size_of::<types::Row>()
+                        + cost
+                        + row.len() * std::mem::size_of::<(String, types::Value)>())
+                        as u64
+                        + row
+                            .iter()
+                            .map(|(name, value)| (name.len() + cost) as u64 + held_bytes(value))
+                            .sum::<u64>();
+                    // Past the budget the row is not converted: the stream stops.
+                    if weight > left {
+                        return (Vec::new(), weight);
+                    }
+                    left -= weight;
+                    let row: Vec<(String, types::Value)> = row
+                        .into_iter()
+                        .map(|(name, value)| {
+                            let value = bolt_to_value(&value);
+                            (name, value)
+                        })
+                        .collect();
+                    (row, weight)
                 })
                 .await
             };
-            let read = match tokio::time::timeout_at(deadline.into(), read).await {
+            let converted = match tokio::time::timeout_at(deadline.into(), read).await {
                 Ok(read) => read,
                 Err(_elapsed) => {
                     txn.abandon();
                     return (txn, Err(deadline_trap(allowed)));
                 }
-            };
-            let converted = match read {
-                Ok(Ok((rows, counters, bytes))) => {
-                    let mut converted = Vec::with_capacity(rows.len());
-                    for (n, row) in rows.into_iter().enumerate() {
-                        if n % 1024 == 0
-                            && let Err(trap) = past_deadline(deadline, allowed)
-                        {
-                            return (txn, Err(trap));
-                        }
-                        let row: Vec<(String, types::Value)> = row
-                            .into_iter()
-                            .map(|(name, value)| {
-                                let value = bolt_to_value(&value);
-                                (name, value)
-                            })
-                            .collect();
-                        converted.push(row);
-                    }
-                    Ok(Ok((converted, counters, bytes)))
-                }
-                Ok(Err(overrun)) => Ok(Err(overrun)),
-                Err(e) => Err(e),
             };
             (txn, Ok(converted))
         });

@@ -481,6 +481,10 @@ impl Sandbox {
                 .set_fuel(limits.fuel)
                 .map_err(|e| Error::Engine(e.to_string()))?;
         }
+        // What one host call may hand over, counted by wasmtime as it copies
+        // the call's arguments out of the guest (in the bytes the host holds
+        // them in), so nothing larger is ever built.
+        store.set_hostcall_fuel(limits.value_bytes.min(usize::MAX as u64) as usize);
         let ticks = (limits.deadline.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64;
         store.set_epoch_deadline(ticks);
         store.epoch_deadline_trap();
@@ -781,6 +785,19 @@ fn classify_failure(
                 "the guest asked for {} MiB of linear memory; the limit is {} MiB",
                 denied.div_ceil(1024 * 1024),
                 limits.memory_bytes / (1024 * 1024)
+            ),
+        };
+    }
+    // wasmtime's own message: its type is private.
+    if error
+        .chain()
+        .any(|cause| cause.to_string().contains("fuel allocated for hostcalls"))
+    {
+        return FailureCause::LimitExceeded {
+            limit: Limit::ValueBytes,
+            detail: format!(
+                "one host call handed over more than {} bytes (as the host holds them)",
+                limits.value_bytes
             ),
         };
     }

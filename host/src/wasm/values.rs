@@ -10,11 +10,84 @@ use super::bindings::graphmig::migration::types::{GraphNode, GraphRelationship, 
 /// Deepest nesting accepted from a guest; deeper trees are refused, not recursed.
 pub const MAX_DEPTH: usize = 256;
 
+/// What one heap allocation costs beyond its bytes (the allocator's header
+/// and rounding), so that many small values are not undercounted.
+pub const ALLOCATION_COST: usize = 32;
+
 /// Flattens a Bolt value into a WIT tree (root at node 0).
 pub fn bolt_to_value(value: &BoltType) -> Value {
-    let mut nodes = Vec::new();
+    // Most values are one scalar: a vector of one, not of the four a first
+    // push reserves (results are held, and weighed, in their thousands).
+    let mut nodes = Vec::with_capacity(1);
     push(value, &mut nodes);
+    nodes.shrink_to_fit();
     Value { nodes }
+}
+
+/// The bytes the WIT tree of `value` will hold in host memory, reckoned from
+/// the Bolt value before anything is built: a node per value, the text and
+/// bytes it owns, the entries of its lists and maps, and an
+/// [`ALLOCATION_COST`] for each allocation. The result limits count this, so
+/// `result-mib` bounds what the host really keeps, and a value past the budget
+/// is never converted.
+pub fn held_bytes(value: &BoltType) -> u64 {
+    use std::mem::size_of;
+    let owned = |len: usize| if len == 0 { 0 } else { len + ALLOCATION_COST };
+    let entry = size_of::<(String, u32)>();
+    let map_entries = |map: &BoltMap| {
+        owned(map.value.len() * entry)
+            + map
+                .value
+                .keys()
+                .map(|k| owned(k.value.len()))
+                .sum::<usize>()
+    };
+    let mut held = ALLOCATION_COST;
+    // An explicit stack: results nest as deep as the statement makes them.
+    let mut stack = vec![value];
+    while let Some(value) = stack.pop() {
+        held += size_of::<ValueNode>();
+        held += match value {
+            BoltType::String(s) => owned(s.value.len()),
+            BoltType::Bytes(b) => owned(b.value.len()),
+            BoltType::List(l) => {
+                stack.extend(l.value.iter());
+                owned(l.value.len() * size_of::<u32>())
+            }
+            BoltType::Map(m) => {
+                stack.extend(m.value.values());
+                map_entries(m)
+            }
+            BoltType::Node(n) => {
+                stack.extend(n.properties.value.values());
+                owned(n.labels.value.len() * size_of::<String>())
+                    + n.labels
+                        .value
+                        .iter()
+                        .map(|l| match l {
+                            BoltType::String(s) => owned(s.value.len()),
+                            _ => owned(64),
+                        })
+                        .sum::<usize>()
+                    + map_entries(&n.properties)
+            }
+            BoltType::Relation(r) => {
+                stack.extend(r.properties.value.values());
+                owned(r.typ.value.len()) + map_entries(&r.properties)
+            }
+            BoltType::UnboundedRelation(r) => {
+                stack.extend(r.properties.value.values());
+                owned(r.typ.value.len()) + map_entries(&r.properties)
+            }
+            BoltType::Null(_)
+            | BoltType::Boolean(_)
+            | BoltType::Integer(_)
+            | BoltType::Float(_) => 0,
+            // Rendered as text: a point or a temporal value is short.
+            _ => owned(96),
+        };
+    }
+    held as u64
 }
 
 fn push(value: &BoltType, nodes: &mut Vec<ValueNode>) -> u32 {
