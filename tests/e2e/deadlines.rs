@@ -40,6 +40,8 @@ log-lines = 100_000_000
 log-kib = 1_000_000
 journal-kib = 1_000_000
 batches = 100_000_000
+value-nodes = 10_000_000
+value-mib = 512
 ";
 
 /// How long past its deadline a migration may take to stop: the issue's bound.

@@ -67,7 +67,8 @@ const ATTACKS: &[Attack] = &[
     Attack {
         name: "16 MiB statement",
         fixture: "V21__huge_statement",
-        config: "[limits]\nmemory-mib = 128\n",
+        // Past value-mib (16) too, which would stop it first.
+        config: "[limits]\nmemory-mib = 128\nvalue-mib = 64\n",
         expect: Expect::Limit("statement size limit exceeded"),
     },
     Attack {

@@ -408,7 +408,7 @@ impl BatchWriter {
 }
 
 /// How long past the deadline the host waits for a batch chunk in flight.
-pub(super) const SETTLE_GRACE: Duration = Duration::from_millis(500);
+pub(super) const SETTLE_GRACE: Duration = Duration::from_millis(250);
 
 /// A chunk handed to the database whose outcome nobody has collected yet: at
 /// most one at a time, so chunks (a merge's above all) apply in order.
