@@ -178,25 +178,6 @@ pub fn reread(migration: &Migration) -> Result<Vec<u8>, Error> {
     Ok(main)
 }
 
-/// Refuses a source folder (one `graphmig build` would build) that has no
-/// component beside it: running without it would skip a migration silently.
-pub fn check_built(dir: &Path) -> Result<(), Error> {
-    for (_, folder) in source_folders(dir)? {
-        if crate::builder::Language::of_folder(&folder).is_none() {
-            continue;
-        }
-        // Not set_extension: a dotted version (`V1.2__x`) is no extension.
-        let artifact = folder.with_file_name(format!(
-            "{}.wasm",
-            folder.file_name().unwrap_or_default().to_string_lossy()
-        ));
-        if !artifact.is_file() {
-            return Err(Error::Unbuilt { folder, artifact });
-        }
-    }
-    Ok(())
-}
-
 /// Source folders in `dir` that `graphmig build` turns into artifacts: folders named
 /// like migrations, in version order.
 pub fn source_folders(dir: &Path) -> Result<Vec<(ParsedName, PathBuf)>, Error> {

@@ -7,7 +7,6 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::error::Error;
-use crate::graph::lock::LockSettings;
 use crate::migration::MigrationId;
 use crate::policy::{Class, Policy};
 
@@ -66,6 +65,24 @@ pub struct MigrationUser {
     /// Password, only ever from `GRAPHMIG_MIGRATION_PASSWORD` (empty when unset:
     /// connecting then fails, naming the variable).
     pub password: Secret,
+}
+
+/// How the lock behaves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LockSettings {
+    /// How long a lease lasts without a heartbeat.
+    pub ttl: Duration,
+    /// How long to wait for another runner's lock.
+    pub wait: Duration,
+}
+
+impl Default for LockSettings {
+    fn default() -> Self {
+        LockSettings {
+            ttl: Duration::from_secs(30),
+            wait: Duration::from_secs(60),
+        }
+    }
 }
 
 /// Resource limits for one migration run.

@@ -85,7 +85,7 @@ async fn attempt(db: &GraphDb, database: &str, statement: &str) -> Result<(), St
 }
 
 fn probe_name() -> String {
-    let key = crate::runner::new_attempt_key();
+    let key = crate::journal::new_attempt_key();
     format!("graphmig_doctor_{}", &key[..12])
 }
 

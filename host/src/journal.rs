@@ -3,7 +3,6 @@
 use std::time::Instant;
 
 use crate::migration::Checksum;
-use crate::wasm::bindings::graphmig::migration::types::{Value, ValueNode};
 
 /// Longest statement text kept in the journal; longer ones are cut and marked.
 const MAX_JOURNAL_QUERY: usize = 4 * 1024;
@@ -120,6 +119,26 @@ impl JournalEntry {
     }
 }
 
+/// What a finished guest leaves behind for the ledger.
+#[derive(Debug, Default)]
+pub struct GuestRecord {
+    /// Every statement, allowed or denied.
+    pub journal: Vec<JournalEntry>,
+    /// Every dataset read.
+    pub dataset_reads: Vec<DatasetRead>,
+    /// Log lines: level and message.
+    pub logs: Vec<(String, String)>,
+    /// Schema operations, in order, with their undo statements.
+    pub schema_steps: Vec<SchemaStep>,
+    /// Tracked batches, with what they wrote.
+    pub batches: Vec<BatchRecord>,
+    /// Refactorings, with how to walk them back or finalize them.
+    pub refactor_steps: Vec<RefactorStep>,
+    /// Batches of earlier attempts this step deleted (committed, whatever the
+    /// step's outcome): their ledger records are marked deleted.
+    pub deleted_batches: Vec<String>,
+}
+
 /// A dataset file a migration read.
 #[derive(Debug, Clone)]
 pub struct DatasetRead {
@@ -129,33 +148,6 @@ pub struct DatasetRead {
     pub sha256: Checksum,
     /// Its size.
     pub bytes: u64,
-}
-
-/// Describes parameters without their values (which may be personal data):
-/// `name: string(12), rows: list(1000)`.
-pub fn summarize_params(params: &[(String, Value)]) -> String {
-    params
-        .iter()
-        .map(|(name, value)| format!("{name}: {}", shape(value)))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-fn shape(value: &Value) -> String {
-    match value.nodes.first() {
-        None => "empty".into(),
-        Some(ValueNode::Null) => "null".into(),
-        Some(ValueNode::Boolean(_)) => "boolean".into(),
-        Some(ValueNode::Integer(_)) => "integer".into(),
-        Some(ValueNode::Float(_)) => "float".into(),
-        Some(ValueNode::Text(s)) => format!("string({})", s.chars().count()),
-        Some(ValueNode::Bytes(b)) => format!("bytes({})", b.len()),
-        Some(ValueNode::List(items)) => format!("list({})", items.len()),
-        Some(ValueNode::Map(entries)) => format!("map({})", entries.len()),
-        Some(ValueNode::GraphNode(_)) => "node".into(),
-        Some(ValueNode::GraphRelationship(_)) => "relationship".into(),
-        Some(ValueNode::Other(_)) => "other".into(),
-    }
 }
 
 /// A schema operation a migration performed outside its data transaction, and
@@ -198,6 +190,19 @@ pub struct RefactorStep {
     pub finalize: String,
     /// `applied`, then `undone`, `finalized` or the error.
     pub outcome: String,
+}
+
+/// A key unique to one attempt, shared by its ledger row and history entry.
+pub fn new_attempt_key() -> String {
+    use std::hash::{BuildHasher, RandomState};
+    let a = RandomState::new().hash_one((
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    ));
+    let b = RandomState::new().hash_one(a);
+    format!("{a:016x}{b:016x}")
 }
 
 #[cfg(test)]

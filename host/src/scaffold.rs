@@ -3,32 +3,11 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::builder::{Language, WIT};
+use crate::builder::{Language, RUST_SDK_DIR, write_rust_sdk};
 use crate::chain::{Chain, source_folders};
 use crate::config::{CONFIG_FILE, Config};
 use crate::error::Error;
 use crate::migration::MigrationId;
-
-/// The Rust SDK as this graphmig carries it, written into a project so that its
-/// Rust migrations build without the graphmig repository.
-const RUST_SDK: &[(&str, &str)] = &[
-    ("src/lib.rs", include_str!("../../guest-sdk/src/lib.rs")),
-    ("src/batch.rs", include_str!("../../guest-sdk/src/batch.rs")),
-    (
-        "src/context.rs",
-        include_str!("../../guest-sdk/src/context.rs"),
-    ),
-    ("src/error.rs", include_str!("../../guest-sdk/src/error.rs")),
-    (
-        "src/schema.rs",
-        include_str!("../../guest-sdk/src/schema.rs"),
-    ),
-    ("src/value.rs", include_str!("../../guest-sdk/src/value.rs")),
-    ("src/wire.rs", include_str!("../../guest-sdk/src/wire.rs")),
-];
-
-/// Where a project keeps the Rust SDK, relative to its root.
-pub const RUST_SDK_DIR: &str = ".graphmig/sdk/rust";
 
 const CONFIG_TEMPLATE: &str = r#"# graphmig project. Every setting is optional; these are the defaults, except
 # the database names. The password comes only from the environment:
@@ -174,42 +153,6 @@ pub fn new_migration(
         }
     };
     Ok(Created { paths })
-}
-
-/// Writes (or refreshes) the project's copy of the Rust SDK; files are only
-/// rewritten when their content changes, so cargo's incremental builds hold.
-pub fn write_rust_sdk(root: &Path) -> Result<PathBuf, Error> {
-    let sdk = root.join(RUST_SDK_DIR);
-    let manifest = format!(
-        "# Written by graphmig {version}; `graphmig build` refreshes it.\n\
-         [package]\nname = \"graphmig-sdk\"\nversion = \"{version}\"\nedition = \"2024\"\npublish = false\n\n\
-         [dependencies]\nwit-bindgen = {{ version = \"0.63\", default-features = false, features = [\"macros\", \"realloc\", \"std\"] }}\n",
-        version = env!("CARGO_PKG_VERSION")
-    );
-    let files = RUST_SDK
-        .iter()
-        .map(|(name, text)| (sdk.join(name), text.to_string()))
-        .chain([
-            (sdk.join("Cargo.toml"), manifest),
-            // The SDK's bindings read the WIT from ../wit, as in the repository.
-            (
-                root.join(".graphmig/sdk/wit/migration.wit"),
-                WIT.to_string(),
-            ),
-        ]);
-    for (path, text) in files {
-        if std::fs::read_to_string(&path).is_ok_and(|old| old == text) {
-            continue;
-        }
-        if let Some(parent) = path.parent() {
-            create_dir(parent)?;
-        }
-        std::fs::write(&path, text).map_err(|e| Error::Scaffold {
-            path: path.clone(),
-            message: e.to_string(),
-        })?;
-    }
-    Ok(sdk)
 }
 
 /// The SDK folder as a path relative to a migration's folder, for Cargo.toml.

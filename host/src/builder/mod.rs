@@ -14,10 +14,29 @@ use crate::config::Config;
 use crate::error::Error;
 use crate::reporter::Reporter;
 
-pub use rust::WASM_TARGET;
+pub use rust::{RUST_SDK_DIR, WASM_TARGET, write_rust_sdk};
 
 /// The WIT package every migration is built against, as graphmig was built with it.
 pub const WIT: &str = include_str!("../../../wit/migration.wit");
+
+/// Refuses a source folder (one `graphmig build` would build) that has no
+/// component beside it: running without it would skip a migration silently.
+pub fn check_built(dir: &Path) -> Result<(), Error> {
+    for (_, folder) in source_folders(dir)? {
+        if Language::of_folder(&folder).is_none() {
+            continue;
+        }
+        // Not set_extension: a dotted version (`V1.2__x`) is no extension.
+        let artifact = folder.with_file_name(format!(
+            "{}.wasm",
+            folder.file_name().unwrap_or_default().to_string_lossy()
+        ));
+        if !artifact.is_file() {
+            return Err(Error::Unbuilt { folder, artifact });
+        }
+    }
+    Ok(())
+}
 
 /// A language migrations can be written in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -134,7 +153,7 @@ pub fn build_all(config: &Config, reporter: &dyn Reporter) -> Result<Vec<BuiltAr
         }
     }
     if languages.contains(&Language::Rust) {
-        crate::scaffold::write_rust_sdk(&config.root)?;
+        write_rust_sdk(&config.root)?;
     }
     let mut built = Vec::new();
     for (folder, language) in sources {

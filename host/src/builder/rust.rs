@@ -3,7 +3,80 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+use super::WIT;
 use crate::error::Error;
+
+/// The Rust SDK as this graphmig carries it, written into a project so that its
+/// Rust migrations build without the graphmig repository.
+const RUST_SDK: &[(&str, &str)] = &[
+    ("src/lib.rs", include_str!("../../../guest-sdk/src/lib.rs")),
+    (
+        "src/batch.rs",
+        include_str!("../../../guest-sdk/src/batch.rs"),
+    ),
+    (
+        "src/context.rs",
+        include_str!("../../../guest-sdk/src/context.rs"),
+    ),
+    (
+        "src/error.rs",
+        include_str!("../../../guest-sdk/src/error.rs"),
+    ),
+    (
+        "src/schema.rs",
+        include_str!("../../../guest-sdk/src/schema.rs"),
+    ),
+    (
+        "src/value.rs",
+        include_str!("../../../guest-sdk/src/value.rs"),
+    ),
+    (
+        "src/wire.rs",
+        include_str!("../../../guest-sdk/src/wire.rs"),
+    ),
+];
+
+/// Where a project keeps the Rust SDK, relative to its root.
+pub const RUST_SDK_DIR: &str = ".graphmig/sdk/rust";
+
+/// Writes (or refreshes) the project's copy of the Rust SDK; files are only
+/// rewritten when their content changes, so cargo's incremental builds hold.
+pub fn write_rust_sdk(root: &Path) -> Result<PathBuf, Error> {
+    let sdk = root.join(RUST_SDK_DIR);
+    let manifest = format!(
+        "# Written by graphmig {version}; `graphmig build` refreshes it.\n\
+         [package]\nname = \"graphmig-sdk\"\nversion = \"{version}\"\nedition = \"2024\"\npublish = false\n\n\
+         [dependencies]\nwit-bindgen = {{ version = \"0.63\", default-features = false, features = [\"macros\", \"realloc\", \"std\"] }}\n",
+        version = env!("CARGO_PKG_VERSION")
+    );
+    let files = RUST_SDK
+        .iter()
+        .map(|(name, text)| (sdk.join(name), text.to_string()))
+        .chain([
+            (sdk.join("Cargo.toml"), manifest),
+            // The SDK's bindings read the WIT from ../wit, as in the repository.
+            (
+                root.join(".graphmig/sdk/wit/migration.wit"),
+                WIT.to_string(),
+            ),
+        ]);
+    for (path, text) in files {
+        if std::fs::read_to_string(&path).is_ok_and(|old| old == text) {
+            continue;
+        }
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| Error::Scaffold {
+                path: parent.to_path_buf(),
+                message: e.to_string(),
+            })?;
+        }
+        std::fs::write(&path, text).map_err(|e| Error::Scaffold {
+            path: path.clone(),
+            message: e.to_string(),
+        })?;
+    }
+    Ok(sdk)
+}
 
 /// The Rust target migrations are built for.
 pub const WASM_TARGET: &str = "wasm32-wasip2";

@@ -12,23 +12,7 @@ use super::GraphDb;
 use super::history::{Fence, HeadHint, LOCK_LABEL, int, text};
 use crate::error::Error;
 
-/// How the lock behaves.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct LockSettings {
-    /// How long a lease lasts without a heartbeat.
-    pub ttl: Duration,
-    /// How long to wait for another runner's lock.
-    pub wait: Duration,
-}
-
-impl Default for LockSettings {
-    fn default() -> Self {
-        LockSettings {
-            ttl: Duration::from_secs(30),
-            wait: Duration::from_secs(60),
-        }
-    }
-}
+pub use crate::config::LockSettings;
 
 /// A held lock. Its heartbeat stops and the lock is released by [`HeldLock::release`];
 /// a runner that dies leaves it to expire.

@@ -5,6 +5,8 @@ mod sqlite;
 
 pub use sqlite::{JournalRow, KeptBatch, SqliteLedger, now_rfc3339};
 
+use std::collections::BTreeMap;
+
 use crate::migration::{Checksum, MigrationId};
 
 /// What an event did.
@@ -289,3 +291,22 @@ pub fn entry_hash(fields: &EntryFields<'_>) -> String {
 
 /// The hash the first entry of a chain links to.
 pub const CHAIN_ORIGIN: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// Attempts by migration, each migration's in ledger order.
+pub fn group_by_migration(attempts: &[Attempt]) -> BTreeMap<MigrationId, Vec<&Attempt>> {
+    let mut grouped: BTreeMap<MigrationId, Vec<&Attempt>> = BTreeMap::new();
+    for attempt in attempts {
+        if let Some(id) = &attempt.migration {
+            grouped.entry(id.clone()).or_default().push(attempt);
+        }
+    }
+    grouped
+}
+
+/// The folded state of migration `id` among `grouped` attempts.
+pub fn folded_for<'a>(
+    grouped: &'a BTreeMap<MigrationId, Vec<&'a Attempt>>,
+    id: &MigrationId,
+) -> Folded<'a> {
+    fold_state(grouped.get(id).into_iter().flatten().copied())
+}

@@ -7,8 +7,8 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{Action, Attempt, ChainLink, Finish, Outcome};
 use crate::error::Error;
+use crate::journal::GuestRecord;
 use crate::migration::{Checksum, Migration, MigrationId};
-use crate::wasm::GuestRecord;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS ledger_meta (

@@ -12,13 +12,12 @@ use wasmtime_wasi::WasiCtx;
 
 use super::bindings::graphmig::migration::{context, types};
 use super::limits::MemoryLimiter;
-use super::values::{bolt_to_value, held_bytes, value_to_bolt};
+use super::values::{bolt_to_value, held_bytes, summarize_params, value_to_bolt};
 use crate::config::MigrationSettings;
 use crate::error::{FailedStatement, Limit};
 use crate::graph::{GraphDb, GraphError, GraphErrorKind, GraphTxn};
 use crate::journal::{
-    BatchRecord, DatasetRead, JournalEntry, RefactorStep, SchemaStep, StatementOutcome,
-    summarize_params,
+    BatchRecord, DatasetRead, GuestRecord, JournalEntry, RefactorStep, SchemaStep, StatementOutcome,
 };
 use crate::migration::Checksum;
 use crate::reporter::{LogLevel, Reporter};
@@ -75,26 +74,6 @@ pub struct GuestState {
     /// statements discard them (one round trip instead of two).
     discard_rows: bool,
     label: String,
-}
-
-/// What a finished guest leaves behind for the ledger.
-#[derive(Debug, Default)]
-pub struct GuestRecord {
-    /// Every statement, allowed or denied.
-    pub journal: Vec<JournalEntry>,
-    /// Every dataset read.
-    pub dataset_reads: Vec<DatasetRead>,
-    /// Log lines: level and message.
-    pub logs: Vec<(String, String)>,
-    /// Schema operations, in order, with their undo statements.
-    pub schema_steps: Vec<SchemaStep>,
-    /// Tracked batches, with what they wrote.
-    pub batches: Vec<BatchRecord>,
-    /// Refactorings, with how to walk them back or finalize them.
-    pub refactor_steps: Vec<RefactorStep>,
-    /// Batches of earlier attempts this step deleted (committed, whatever the
-    /// step's outcome): their ledger records are marked deleted.
-    pub deleted_batches: Vec<String>,
 }
 
 impl GuestState {

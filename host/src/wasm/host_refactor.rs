@@ -149,7 +149,7 @@ impl GuestState {
     /// A tag property unique to this refactoring of this attempt: random, so that
     /// it carries nothing of the process or the host and a guest cannot guess it.
     fn tag(&self) -> String {
-        let random = crate::runner::new_attempt_key();
+        let random = crate::journal::new_attempt_key();
         format!("_graphmig_r{}_{}", &random[..16], self.refactor_count() + 1)
     }
 

@@ -23,11 +23,12 @@ use crate::config::{Grants, Limits, MigrationSettings};
 use crate::cypher_script::CypherScript;
 use crate::error::{Error, FailureCause, Limit};
 use crate::graph::GraphTxn;
+pub use crate::journal::GuestRecord;
 use crate::migration::{ArtifactKind, Migration};
 use crate::reporter::Reporter;
 use bindings::exports::graphmig::migration::lifecycle::{Metadata, RollbackPolicy};
 use bindings::{Migration as MigrationWorld, MigrationPre};
-pub use host_context::{GuestRecord, GuestState, LimitTrap};
+pub use host_context::{GuestState, LimitTrap};
 use limits::MemoryLimiter;
 
 /// The export every migration component must have.

@@ -7,6 +7,33 @@ use neo4rs::{
 
 use super::bindings::graphmig::migration::types::{GraphNode, GraphRelationship, Value, ValueNode};
 
+/// Describes parameters without their values (which may be personal data):
+/// `name: string(12), rows: list(1000)`.
+pub(crate) fn summarize_params(params: &[(String, Value)]) -> String {
+    params
+        .iter()
+        .map(|(name, value)| format!("{name}: {}", shape(value)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn shape(value: &Value) -> String {
+    match value.nodes.first() {
+        None => "empty".into(),
+        Some(ValueNode::Null) => "null".into(),
+        Some(ValueNode::Boolean(_)) => "boolean".into(),
+        Some(ValueNode::Integer(_)) => "integer".into(),
+        Some(ValueNode::Float(_)) => "float".into(),
+        Some(ValueNode::Text(s)) => format!("string({})", s.chars().count()),
+        Some(ValueNode::Bytes(b)) => format!("bytes({})", b.len()),
+        Some(ValueNode::List(items)) => format!("list({})", items.len()),
+        Some(ValueNode::Map(entries)) => format!("map({})", entries.len()),
+        Some(ValueNode::GraphNode(_)) => "node".into(),
+        Some(ValueNode::GraphRelationship(_)) => "relationship".into(),
+        Some(ValueNode::Other(_)) => "other".into(),
+    }
+}
+
 /// Deepest nesting accepted from a guest; deeper trees are refused, not recursed.
 pub const MAX_DEPTH: usize = 256;
 

@@ -1,0 +1,433 @@
+//! `run`: apply each pending migration in its own transaction, with its history
+//! entry, and journal the attempt.
+
+use std::time::Instant;
+
+use super::compensation::{delete_batches, undo_schema, walk_refactors};
+use super::recovery::Synced;
+use super::{AppliedMigration, Report, RunOptions, Runner, actor, crash_point, settle};
+use crate::chain::Chain;
+use crate::error::{Error, FailureCause, MigrationFailure};
+use crate::graph::history::{Fence, HistoryDraft};
+use crate::graph::{GraphDb, GraphTxn};
+use crate::journal::new_attempt_key;
+use crate::ledger::{
+    Action, ChainLink, Finish, Outcome, SqliteLedger, State, fold_state, group_by_migration,
+    now_rfc3339,
+};
+use crate::migration::{Checksum, Migration, MigrationId};
+use crate::reporter::AppliedSummary;
+use crate::wasm::{GuestRecord, LoadedComponent, Mode, Sandbox, Step, StepEnv};
+
+impl Runner {
+    /// Applies every pending migration, stopping at the first failure, which is
+    /// rolled back and returned as [`Error::MigrationFailed`].
+    pub async fn run(&self, options: &RunOptions) -> Result<Report, Error> {
+        crate::builder::check_built(&self.config.migrations_dir)?;
+        let chain = Chain::discover(&self.config.migrations_dir)?;
+        let ledger = SqliteLedger::open(&self.config.ledger_path)?;
+        let target = self.target();
+
+        // Every artifact that may run is compiled and checked before the database
+        // is touched, so a bad file late in the chain stops the run before it starts.
+        let sandbox = self.sandbox()?;
+        let maybe_pending = self.pending(
+            &chain,
+            &ledger.attempts(&target)?,
+            &RunOptions {
+                out_of_order: true,
+                ..options.clone()
+            },
+        )?;
+        let loaded: Vec<(MigrationId, LoadedComponent)> = maybe_pending
+            .iter()
+            .map(|m| m.id().clone())
+            .zip(self.load_all(&sandbox, &maybe_pending)?)
+            .collect();
+        for (migration, (_, component)) in maybe_pending.iter().zip(&loaded) {
+            sandbox
+                .describe(
+                    component,
+                    self.config.settings_for(migration.id()),
+                    self.reporter.clone(),
+                )
+                .await?;
+        }
+        let datasets = self.open_datasets()?;
+
+        let db = self.connect().await?;
+        for risk in crate::doctor::configuration_risks(&self.config.database) {
+            self.reporter.warning(&risk);
+        }
+        let lock = self.lock(&db).await?;
+        let outcome = async {
+            let Synced {
+                copied: synced,
+                history,
+            } = self.sync_ledger(&db, lock.fence(), &ledger).await?;
+            let attempts = ledger.attempts(&target)?;
+            let problems = self.problems(&chain, &attempts, &history);
+            if !problems.is_empty() {
+                return Err(Error::VerifyFailed { problems });
+            }
+            let pending = self.pending(&chain, &attempts, options)?;
+            if pending.is_empty() {
+                let applied = group_by_migration(&attempts)
+                    .values()
+                    .filter(|events| fold_state(events.iter().copied()).state == State::Applied)
+                    .count();
+                self.reporter.up_to_date(applied);
+                return Ok(Report {
+                    applied: Vec::new(),
+                    synced,
+                });
+            }
+            self.reporter.plan(&pending);
+            let mut report = Report {
+                applied: Vec::new(),
+                synced,
+            };
+            let mut ledger = ledger;
+            for migration in &pending {
+                if lock.is_lost() {
+                    return Err(Error::LockLost);
+                }
+                let component = loaded
+                    .iter()
+                    .find(|(id, _)| id == migration.id())
+                    .map(|(_, c)| c)
+                    .ok_or_else(|| {
+                        Error::Engine(format!("{} was not loaded", migration.label()))
+                    })?;
+                let applied = self
+                    .apply(
+                        &db,
+                        &sandbox,
+                        &mut ledger,
+                        lock.fence(),
+                        Step::Up,
+                        migration,
+                        component,
+                        StepEnv {
+                            db: Some(db.clone()),
+                            datasets: datasets.clone(),
+                            batch_prefix: None,
+                            revertible_batches: Vec::new(),
+                        },
+                    )
+                    .await?;
+                report.applied.push(applied);
+            }
+            Ok(report)
+        }
+        .await;
+        settle(outcome, lock.release(&db).await)
+    }
+
+    /// Writes an audit entry into the graph's history (in its own, fenced
+    /// transaction) and the ledger.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) async fn record_in_graph(
+        &self,
+        db: &GraphDb,
+        fence: &Fence,
+        action: Action,
+        id: &MigrationId,
+        description: &str,
+        checksum: &Checksum,
+        ledger: &SqliteLedger,
+        note: &str,
+    ) -> Result<ChainLink, Error> {
+        let attempt_key = new_attempt_key();
+        let draft = HistoryDraft {
+            action,
+            key: id.key(),
+            description: description.to_string(),
+            checksum: checksum.clone(),
+            attempt_key: attempt_key.clone(),
+            applied_at: now_rfc3339(),
+            applied_by: actor(),
+        };
+        // An audit entry belongs to the history alone: its database, as the owner.
+        let mut txn = db.begin_history().await?;
+        let entry = txn
+            .append_history(fence, &draft)
+            .await
+            .map_err(|e| db.database_error(format!("writing the history: {e}")))?;
+        txn.commit()
+            .await
+            .map_err(|e| db.database_error(format!("writing the history: {e}")))?;
+        ledger.record_event(
+            &self.target(),
+            action,
+            Some(id),
+            description,
+            checksum,
+            Some(&entry.chain),
+            &attempt_key,
+            &actor(),
+            note,
+        )?;
+        Ok(entry.chain)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub(super) async fn apply(
+        &self,
+        db: &GraphDb,
+        sandbox: &Sandbox,
+        ledger: &mut SqliteLedger,
+        fence: &Fence,
+        step: Step,
+        migration: &Migration,
+        component: &LoadedComponent,
+        mut env: StepEnv,
+    ) -> Result<AppliedMigration, Error> {
+        let action = match step {
+            Step::Up => Action::Up,
+            Step::Down => Action::Down,
+        };
+        self.reporter.migration_started(migration);
+        let started = Instant::now();
+        let attempt_key = new_attempt_key();
+        env.batch_prefix = Some(attempt_key.clone());
+        let who = actor();
+        // The ledger row is written while the server answers the transaction's
+        // BEGIN (which changes nothing in the graph): BEGIN goes out first.
+        let (began, attempt) = tokio::join!(db.begin(), async {
+            ledger.begin_attempt(&self.target(), migration, action, &attempt_key, &who)
+        });
+        let attempt = attempt?;
+        let fail_early = |ledger: &mut SqliteLedger, e: &Error| {
+            let finish = Finish {
+                outcome: Outcome::Failed,
+                duration_ms: started.elapsed().as_millis() as u64,
+                fuel_consumed: 0,
+                statements: 0,
+                error: Some(e.to_string()),
+                chain: None,
+            };
+            ledger.finish_attempt(attempt, &finish, &GuestRecord::default())
+        };
+
+        let txn = match began {
+            Ok(txn) => txn,
+            Err(e) => {
+                fail_early(ledger, &e)?;
+                return Err(e);
+            }
+        };
+        let mut run = match sandbox
+            .run_step(
+                component,
+                step,
+                Mode::Apply,
+                txn,
+                self.config.settings_for(migration.id()),
+                env,
+                self.reporter.clone(),
+                migration.label(),
+            )
+            .await
+        {
+            Ok(run) => run,
+            Err(e) => {
+                fail_early(ledger, &e)?;
+                return Err(e);
+            }
+        };
+
+        let draft = HistoryDraft {
+            action,
+            key: migration.id().key(),
+            description: migration.description().to_string(),
+            checksum: migration.checksum().clone(),
+            attempt_key,
+            applied_at: now_rfc3339(),
+            applied_by: who,
+        };
+        let outcome: Result<ChainLink, FailureCause> = match (run.result, run.txn) {
+            (Ok(()), Some(txn)) if db.history_written_apart() => {
+                match commit_then_record(db, txn, fence, &draft).await {
+                    Ok(link) => Ok(link),
+                    Err(Separate::BeforeCommit(cause)) => Err(cause),
+                    Err(Separate::AfterCommit(message)) => {
+                        // The data committed: the ledger row stays `running` so that
+                        // the next run settles it from the marker, never re-running it.
+                        return Err(db.database_error(format!(
+                            "{} committed, but its history entry could not be written ({message}); the next `graphmig run` records it",
+                            migration.label()
+                        )));
+                    }
+                }
+            }
+            (Ok(()), Some(txn)) => commit_with_history(txn, fence, &draft).await,
+            (Ok(()), None) => Err(FailureCause::Trap {
+                message: "the transaction was lost".into(),
+            }),
+            (Err(cause), txn) => {
+                if let Some(txn) = txn
+                    && let Err(e) = txn.rollback().await
+                {
+                    // The server drops the transaction with the connection anyway.
+                    tracing::warn!(migration = %migration.label(), error = %e, "rollback failed");
+                }
+                Err(cause)
+            }
+        };
+        crash_point("after-commit");
+        // Schema operations ran outside the transaction: undo them, newest first.
+        let undo_note = if outcome.is_err() {
+            let chunk = self.config.settings_for(migration.id()).batch_chunk;
+            let refactors = walk_refactors(db, &mut run.record.refactor_steps, true).await;
+            let batches = delete_batches(db, &mut run.record.batches, chunk).await;
+            let schema = undo_schema(db, &mut run.record.schema_steps).await;
+            match (refactors, batches, schema) {
+                (None, None, None) => None,
+                (a, b, c) => Some(format!(
+                    "{}{}{}",
+                    a.unwrap_or_default(),
+                    b.unwrap_or_default(),
+                    c.unwrap_or_default()
+                )),
+            }
+        } else {
+            if let Some(note) = walk_refactors(db, &mut run.record.refactor_steps, false).await {
+                self.reporter
+                    .warning(&format!("{}{note}", migration.label()));
+            }
+            None
+        };
+        let duration_ms = started.elapsed().as_millis() as u64;
+        let finish = Finish {
+            outcome: if outcome.is_ok() {
+                Outcome::Applied
+            } else {
+                Outcome::Failed
+            },
+            duration_ms,
+            fuel_consumed: run.fuel_consumed,
+            statements: run.statements,
+            error: outcome
+                .as_ref()
+                .err()
+                .map(|cause| format!("{cause}{}", undo_note.clone().unwrap_or_default())),
+            chain: outcome.as_ref().ok().cloned(),
+        };
+        ledger.finish_attempt(attempt, &finish, &run.record)?;
+        match outcome {
+            Ok(_) => {
+                let summary = AppliedSummary {
+                    elapsed: started.elapsed(),
+                    statements: run.statements,
+                    fuel_consumed: run.fuel_consumed,
+                };
+                match step {
+                    Step::Up => self.reporter.migration_applied(migration, &summary),
+                    Step::Down => self.reporter.migration_reverted(migration, &summary),
+                }
+                Ok(AppliedMigration {
+                    id: migration.id().clone(),
+                    description: migration.description().to_string(),
+                    checksum: migration.checksum().clone(),
+                    summary,
+                })
+            }
+            Err(cause) => {
+                let failure = MigrationFailure {
+                    migration: migration.label(),
+                    path: migration.path().to_path_buf(),
+                    cause,
+                    schema_undo: undo_note,
+                };
+                self.reporter.migration_failed(migration, &failure);
+                Err(Error::MigrationFailed(Box::new(failure)))
+            }
+        }
+    }
+}
+
+/// Writes the history entry into the migration's transaction and commits both.
+pub(super) async fn commit_with_history(
+    mut txn: GraphTxn,
+    fence: &Fence,
+    draft: &HistoryDraft,
+) -> Result<ChainLink, FailureCause> {
+    let entry = match txn.append_history(fence, draft).await {
+        Ok(entry) => entry,
+        Err(e) => {
+            let _ = txn.rollback().await;
+            return Err(FailureCause::Commit {
+                code: e.code,
+                message: e.message,
+            });
+        }
+    };
+    crash_point("before-commit");
+    match txn.commit().await {
+        Ok(()) => {
+            fence.head.committed(&entry.chain);
+            Ok(entry.chain)
+        }
+        Err(e) => {
+            // Whether it committed is unknown: the next append reads the head.
+            fence.head.forget();
+            Err(FailureCause::Commit {
+                code: e.code,
+                message: e.message,
+            })
+        }
+    }
+}
+
+/// How committing with the history in another database can fail.
+pub(super) enum Separate {
+    /// Nothing committed.
+    BeforeCommit(FailureCause),
+    /// The data committed; the history entry did not.
+    AfterCommit(String),
+}
+
+/// Commits the data with a marker in the target database, then writes the
+/// history entry in the history database. The lock is checked just before the
+/// commit (it cannot share the transaction across databases).
+pub(super) async fn commit_then_record(
+    db: &GraphDb,
+    mut txn: GraphTxn,
+    fence: &Fence,
+    draft: &HistoryDraft,
+) -> Result<ChainLink, Separate> {
+    let holder = db.lock_holder().await.ok().flatten();
+    if !holder.is_some_and(|h| h.owner == fence.owner && h.generation == fence.generation) {
+        let _ = txn.rollback().await;
+        return Err(Separate::BeforeCommit(FailureCause::Commit {
+            code: "graphmig.LockLost".into(),
+            message: "this runner no longer holds the lock; nothing was committed".into(),
+        }));
+    }
+    if let Err(e) = txn.write_marker(draft).await {
+        let _ = txn.rollback().await;
+        return Err(Separate::BeforeCommit(FailureCause::Commit {
+            code: e.code,
+            message: e.message,
+        }));
+    }
+    crash_point("before-commit");
+    txn.commit().await.map_err(|e| {
+        Separate::BeforeCommit(FailureCause::Commit {
+            code: e.code,
+            message: e.message,
+        })
+    })?;
+    crash_point("after-data-commit");
+    let record = async {
+        let mut history = db.begin_history().await.map_err(|e| e.to_string())?;
+        let entry = history
+            .append_history(fence, draft)
+            .await
+            .map_err(|e| e.to_string())?;
+        history.commit().await.map_err(|e| e.to_string())?;
+        Ok::<_, String>(entry.chain)
+    };
+    record.await.map_err(Separate::AfterCommit)
+}

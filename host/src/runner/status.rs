@@ -1,0 +1,195 @@
+//! `status` and `history`: every migration's state, from the ledger and the graph's history.
+
+use std::collections::BTreeMap;
+
+use super::Runner;
+use crate::chain::Chain;
+use crate::error::Error;
+use crate::graph::GraphDb;
+use crate::graph::history::HistoryEntry;
+use crate::graph::lock::now_ms;
+use crate::ledger::{
+    Action, Attempt, Outcome, SqliteLedger, State, fold_state, folded_for, group_by_migration,
+};
+use crate::migration::{Checksum, MigrationId};
+
+/// One migration's line in `graphmig status`.
+#[derive(Debug, Clone)]
+pub struct StatusEntry {
+    /// Its identity.
+    pub id: MigrationId,
+    /// Description.
+    pub description: String,
+    /// Applied, pending, failed or interrupted.
+    pub state: State,
+    /// Checksum of the artifact on disk, or (for an applied one that is gone) in
+    /// the ledger.
+    pub checksum: Checksum,
+    /// When it was applied.
+    pub applied_at: Option<String>,
+    /// How long applying took.
+    pub duration_ms: Option<u64>,
+    /// Fuel it consumed.
+    pub fuel_consumed: Option<u64>,
+    /// Statements it ran.
+    pub statements: Option<u32>,
+    /// The latest error, for failed migrations.
+    pub error: Option<String>,
+    /// Whether the artifact on disk differs from the applied one.
+    pub checksum_changed: bool,
+    /// Whether the artifact is missing from the migrations folder.
+    pub missing: bool,
+}
+
+impl Runner {
+    /// The state of every migration on disk, in the ledger and in the graph's
+    /// history. Reads the graph when it can be reached (the history is the
+    /// shared truth: entries other runners applied show as applied, and history
+    /// nodes graphmig did not write fail the command as verify problems); settles
+    /// attempts that never finished. Without the database, the ledger alone.
+    pub async fn status(&self) -> Result<Vec<StatusEntry>, Error> {
+        let chain = Chain::discover(&self.config.migrations_dir)?;
+        let ledger = SqliteLedger::open_existing(&self.config.ledger_path)?;
+        let mut attempts = match &ledger {
+            Some(ledger) => ledger.attempts(&self.target())?,
+            None => Vec::new(),
+        };
+        let db = match GraphDb::connect(&self.config.database).await {
+            Ok(db) => db,
+            Err(e) => {
+                self.reporter.warning(&format!(
+                    "cannot reach the database, so this is the local ledger alone: {e}"
+                ));
+                return Ok(status_entries(&chain, &attempts));
+            }
+        };
+        let history = db.read_history().await?;
+        if let Some(ledger) = &ledger
+            && attempts.iter().any(|a| a.outcome == Outcome::Running)
+        {
+            let live = db.lock_holder().await?.filter(|h| h.expires_at > now_ms());
+            // A live lock means a runner may be at work: its row is left alone
+            // until the lease ends.
+            if let Some(holder) = live {
+                self.reporter.warning(&format!(
+                    "{} holds the lock until {}; unfinished attempts are settled once it is released or expires",
+                    holder.owner,
+                    crate::graph::lock::ms_to_rfc3339(holder.expires_at)
+                ));
+            } else {
+                self.resolve_interrupted(&db, None, ledger, &attempts, &history)
+                    .await?;
+                attempts = ledger.attempts(&self.target())?;
+            }
+        }
+        Ok(status_entries(
+            &chain,
+            &with_graph_history(attempts, &history),
+        ))
+    }
+
+    /// Every event of the ledger, oldest first (no database needed).
+    pub fn history(&self) -> Result<(SqliteLedger, Vec<Attempt>), Error> {
+        let ledger = SqliteLedger::open(&self.config.ledger_path)?;
+        let attempts = ledger.attempts(&self.target())?;
+        Ok((ledger, attempts))
+    }
+}
+
+/// The ledger's attempts plus, for every history entry the ledger lacks (applied
+/// by another runner), an attempt that stands for it, so that what the graph
+/// says is applied is shown and planned as applied.
+pub(super) fn with_graph_history(
+    mut attempts: Vec<Attempt>,
+    history: &[HistoryEntry],
+) -> Vec<Attempt> {
+    for entry in history {
+        if attempts.iter().any(|a| a.attempt_key == entry.attempt_key) {
+            continue;
+        }
+        attempts.push(Attempt {
+            id: i64::MAX,
+            action: if entry.action == Action::Up {
+                Action::Sync
+            } else {
+                entry.action
+            },
+            migration: MigrationId::parse_key(&entry.key),
+            description: entry.description.clone(),
+            checksum: entry.checksum.clone(),
+            chain: Some(entry.chain.clone()),
+            attempt_key: entry.attempt_key.clone(),
+            actor: entry.applied_by.clone(),
+            started_at: entry.applied_at.clone(),
+            finished_at: Some(entry.applied_at.clone()),
+            duration_ms: None,
+            fuel_consumed: None,
+            statements: None,
+            outcome: Outcome::Applied,
+            error: None,
+        });
+    }
+    attempts
+}
+
+pub(super) fn status_entries(chain: &Chain, attempts: &[Attempt]) -> Vec<StatusEntry> {
+    let grouped = group_by_migration(attempts);
+    let mut entries: BTreeMap<MigrationId, StatusEntry> = BTreeMap::new();
+    for migration in chain.migrations() {
+        let folded = folded_for(&grouped, migration.id());
+        let applied = folded.applied;
+        let mut state = folded.state;
+        let changed = folded
+            .checksum
+            .as_ref()
+            .is_some_and(|c| c != migration.checksum());
+        // A repeatable migration whose file changed is due to run again.
+        if migration.is_repeatable() && changed {
+            state = State::Pending;
+        }
+        entries.insert(
+            migration.id().clone(),
+            StatusEntry {
+                id: migration.id().clone(),
+                description: migration.description().to_string(),
+                state,
+                checksum: migration.checksum().clone(),
+                applied_at: applied.and_then(|a| a.finished_at.clone()),
+                duration_ms: applied.and_then(|a| a.duration_ms),
+                fuel_consumed: applied.and_then(|a| a.fuel_consumed),
+                statements: applied.and_then(|a| a.statements),
+                error: match state {
+                    State::Failed => folded.last.and_then(|a| a.error.clone()),
+                    _ => None,
+                },
+                checksum_changed: changed && !migration.is_repeatable(),
+                missing: false,
+            },
+        );
+    }
+    for (id, history) in &grouped {
+        if entries.contains_key(id) {
+            continue;
+        }
+        let folded = fold_state(history.iter().copied());
+        if let Some(applied) = folded.applied.filter(|_| folded.state == State::Applied) {
+            entries.insert(
+                id.clone(),
+                StatusEntry {
+                    id: id.clone(),
+                    description: applied.description.clone(),
+                    state: folded.state,
+                    checksum: applied.checksum.clone(),
+                    applied_at: applied.finished_at.clone(),
+                    duration_ms: applied.duration_ms,
+                    fuel_consumed: applied.fuel_consumed,
+                    statements: applied.statements,
+                    error: None,
+                    checksum_changed: false,
+                    missing: true,
+                },
+            );
+        }
+    }
+    entries.into_values().collect()
+}
