@@ -244,13 +244,21 @@ pub struct MigrationFailure {
     pub cause: FailureCause,
     /// What undoing its schema changes did, if it had any.
     pub schema_undo: Option<String>,
+    /// Whether undoing what it committed on its own is left to the next run
+    /// (the clean-up failed part-way; the attempt's intent stays in the graph).
+    pub cleanup_pending: bool,
 }
 
 impl std::fmt::Display for MigrationFailure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let ended = if self.cleanup_pending {
+            "failed; its transaction was rolled back, but cleaning up what it committed on its own did not finish (the next `graphmig run` finishes it)"
+        } else {
+            "failed and was rolled back"
+        };
         write!(
             f,
-            "migration {} ({}) failed and was rolled back: {}",
+            "migration {} ({}) {ended}: {}",
             self.migration,
             self.path.display(),
             self.cause,

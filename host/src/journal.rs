@@ -137,6 +137,8 @@ pub struct GuestRecord {
     /// Batches of earlier attempts this step deleted (committed, whatever the
     /// step's outcome): their ledger records are marked deleted.
     pub deleted_batches: Vec<String>,
+    /// Whether the attempt's intent was recorded in the history database.
+    pub intent_recorded: bool,
 }
 
 /// A dataset file a migration read.

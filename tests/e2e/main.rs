@@ -13,5 +13,6 @@ mod policy;
 mod polyglot;
 mod privileges;
 mod quickstart;
+mod recovery;
 mod support;
 mod trust;

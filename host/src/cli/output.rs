@@ -360,9 +360,13 @@ pub fn print_status(entries: &[StatusEntry]) {
         ],
         &rows,
     );
-    for e in entries.iter().filter(|e| e.state == State::Failed) {
-        if let Some(error) = &e.error {
-            println!("\n{} failed: {}", e.id, inert_block(error));
+    for e in entries.iter() {
+        match (e.state, &e.error) {
+            (State::Failed, Some(error)) => println!("\n{} failed: {}", e.id, inert_block(error)),
+            (State::CompensationPending, Some(note)) => {
+                println!("\n{}: {}", e.id, inert_block(note))
+            }
+            _ => {}
         }
     }
 }

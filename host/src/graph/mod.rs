@@ -3,6 +3,7 @@
 pub mod agent;
 pub mod batch;
 pub mod history;
+pub mod intent;
 pub mod lock;
 
 pub use neo4rs::summary::Counters;
@@ -70,6 +71,15 @@ impl std::fmt::Display for GraphError {
 }
 
 impl GraphError {
+    /// A failure to reach the database (connecting, beginning), as a graph error.
+    pub fn database(error: Error) -> GraphError {
+        GraphError {
+            kind: GraphErrorKind::Other,
+            code: "graphmig.Database".into(),
+            message: error.to_string(),
+        }
+    }
+
     /// Classifies a Neo4j status code.
     pub fn from_code(code: &str, message: impl Into<String>) -> GraphError {
         let kind = if code.starts_with("Neo.TransientError.") {

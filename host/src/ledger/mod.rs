@@ -154,6 +154,9 @@ pub enum State {
     Failed,
     /// Its latest attempt never finished.
     Interrupted,
+    /// An attempt failed or was cut off, and undoing what it committed on its
+    /// own is not finished (its intent is still in the history database).
+    CompensationPending,
 }
 
 impl State {
@@ -164,6 +167,7 @@ impl State {
             State::Pending => "pending",
             State::Failed => "failed",
             State::Interrupted => "interrupted",
+            State::CompensationPending => "compensation pending",
         }
     }
 }

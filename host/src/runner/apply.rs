@@ -3,12 +3,13 @@
 
 use std::time::Instant;
 
-use super::compensation::{delete_batches, undo_schema, walk_refactors};
+use super::compensation::{compensation_failed, delete_batches, undo_schema, walk_refactors};
 use super::recovery::Synced;
 use super::{AppliedMigration, Report, RunOptions, Runner, actor, crash_point, settle};
 use crate::chain::Chain;
 use crate::error::{Error, FailureCause, MigrationFailure};
 use crate::graph::history::{Fence, HistoryDraft};
+use crate::graph::intent::IntentDraft;
 use crate::graph::{GraphDb, GraphTxn};
 use crate::journal::new_attempt_key;
 use crate::ledger::{
@@ -113,6 +114,7 @@ impl Runner {
                             datasets: datasets.clone(),
                             batch_prefix: None,
                             revertible_batches: Vec::new(),
+                            intent: None,
                         },
                     )
                     .await?;
@@ -192,6 +194,16 @@ impl Runner {
         let attempt_key = new_attempt_key();
         env.batch_prefix = Some(attempt_key.clone());
         let who = actor();
+        env.intent = Some(IntentDraft {
+            key: attempt_key.clone(),
+            target: self.target(),
+            migration: migration.id().key(),
+            description: migration.description().to_string(),
+            checksum: migration.checksum().to_string(),
+            action: action.as_str().to_string(),
+            runner: who.clone(),
+            started_at: now_rfc3339(),
+        });
         // The ledger row is written while the server answers the transaction's
         // BEGIN (which changes nothing in the graph): BEGIN goes out first.
         let (began, attempt) = tokio::join!(db.begin(), async {
@@ -298,6 +310,18 @@ impl Runner {
             }
             None
         };
+        // The attempt's intent goes once nothing is left for another runner to
+        // do; if the clean-up failed part-way, it stays, and the next run
+        // finishes the clean-up from it.
+        let cleanup_pending =
+            outcome.is_err() && run.record.intent_recorded && compensation_failed(&run.record);
+        if run.record.intent_recorded
+            && !cleanup_pending
+            && let Err(e) = db.drop_intent(&draft.attempt_key).await
+        {
+            // Harmless: the next run finds the attempt settled and removes it.
+            tracing::warn!(migration = %migration.label(), error = %e, "removing the attempt's intent failed");
+        }
         let duration_ms = started.elapsed().as_millis() as u64;
         let finish = Finish {
             outcome: if outcome.is_ok() {
@@ -339,6 +363,7 @@ impl Runner {
                     path: migration.path().to_path_buf(),
                     cause,
                     schema_undo: undo_note,
+                    cleanup_pending,
                 };
                 self.reporter.migration_failed(migration, &failure);
                 Err(Error::MigrationFailed(Box::new(failure)))

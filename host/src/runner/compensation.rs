@@ -2,7 +2,9 @@
 //! refactorings, deleting its batches, undoing its schema steps. Shared by run,
 //! down and recovery.
 
+use crate::graph::intent::Intent;
 use crate::graph::{GraphDb, GraphError};
+use crate::journal::GuestRecord;
 use crate::ledger::KeptBatch;
 
 /// Walks refactorings back (`undo`, newest first) or drops their tags; returns a
@@ -16,27 +18,7 @@ pub(super) async fn walk_refactors(
     let mut failed = Vec::new();
     for step in steps.iter_mut().rev() {
         let statement = if undo { &step.undo } else { &step.finalize };
-        let result = async {
-            // Each pass handles a chunk; stop when a pass finds nothing, and never
-            // loop without bound should the server misbehave.
-            for _ in 0..1_000_000 {
-                let mut txn = db.begin().await.map_err(|e| e.to_string())?;
-                let (rows, _) = txn
-                    .run_counted(statement, Vec::new())
-                    .await
-                    .map_err(|e| e.to_string())?;
-                txn.commit().await.map_err(|e| e.to_string())?;
-                let n = rows
-                    .first()
-                    .and_then(|row| crate::graph::history::int(row, "n"))
-                    .unwrap_or(0);
-                if n == 0 {
-                    return Ok(());
-                }
-            }
-            Err("did not finish".to_string())
-        }
-        .await;
+        let result = run_until_done(db, statement).await;
         match result {
             Ok(()) => {
                 step.outcome = if undo { "undone" } else { "finalized" }.into();
@@ -154,4 +136,82 @@ pub(super) async fn delete_attempt_batches(
     chunk: usize,
 ) -> Result<u64, GraphError> {
     db.delete_batch_prefix(attempt_key, chunk.max(1)).await
+}
+
+/// Runs a refactoring's undo or finalize statement, each pass in a transaction
+/// of its own, until a pass changes nothing (each returns `count(*) AS n`).
+async fn run_until_done(db: &GraphDb, statement: &str) -> Result<(), String> {
+    // Never loop without bound should the server misbehave.
+    for _ in 0..1_000_000 {
+        let mut txn = db.begin().await.map_err(|e| e.to_string())?;
+        let (rows, _) = txn
+            .run_counted(statement, Vec::new())
+            .await
+            .map_err(|e| e.to_string())?;
+        txn.commit().await.map_err(|e| e.to_string())?;
+        let n = rows
+            .first()
+            .and_then(|row| crate::graph::history::int(row, "n"))
+            .unwrap_or(0);
+        if n == 0 {
+            return Ok(());
+        }
+    }
+    Err("did not finish".to_string())
+}
+
+/// Whether part of undoing what `record`'s attempt committed on its own failed.
+pub(super) fn compensation_failed(record: &GuestRecord) -> bool {
+    record
+        .batches
+        .iter()
+        .any(|b| b.outcome.starts_with("delete failed"))
+        || record
+            .schema_steps
+            .iter()
+            .any(|s| s.outcome.starts_with("undo failed"))
+        || record
+            .refactor_steps
+            .iter()
+            .any(|r| r.outcome.starts_with("failed"))
+}
+
+/// Finishes the attempt of an intent another run left in the history database:
+/// drops its refactoring tags when it `committed`; otherwise walks back its
+/// refactorings, deletes its batches and undoes its schema steps, newest first.
+/// Then removes the intent. Returns what it did, or why it stopped (the intent
+/// then stays, for the next run).
+pub(super) async fn settle_intent(
+    db: &GraphDb,
+    intent: &Intent,
+    committed: bool,
+    chunk: usize,
+) -> Result<String, String> {
+    let done = if committed {
+        for statement in &intent.refactor_finalize {
+            run_until_done(db, statement).await?;
+        }
+        "its refactoring tags removed".to_string()
+    } else {
+        for statement in intent.refactor_undo.iter().rev() {
+            run_until_done(db, statement).await?;
+        }
+        let deleted = delete_attempt_batches(db, &intent.draft.key, chunk)
+            .await
+            .map_err(|e| format!("deleting its batches: {e}"))?;
+        for statement in intent.schema_undo.iter().rev() {
+            db.run_schema(statement)
+                .await
+                .map_err(|e| format!("`{statement}`: {e}"))?;
+        }
+        format!(
+            "compensated: {deleted} nodes and relationships of its batches deleted, {} refactoring(s) walked back, {} schema change(s) undone",
+            intent.refactor_undo.len(),
+            intent.schema_undo.len()
+        )
+    };
+    db.drop_intent(&intent.draft.key)
+        .await
+        .map_err(|e| format!("removing its intent: {e}"))?;
+    Ok(done)
 }

@@ -121,6 +121,7 @@ impl Runner {
                             datasets: datasets.clone(),
                             batch_prefix: None,
                             revertible_batches,
+                            intent: None,
                         },
                     )
                     .await?,

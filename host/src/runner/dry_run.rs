@@ -71,6 +71,7 @@ impl Runner {
                         datasets: datasets.clone(),
                         batch_prefix: None,
                         revertible_batches: Vec::new(),
+                        intent: None,
                     },
                     self.reporter.clone(),
                     migration.label(),

@@ -1,7 +1,7 @@
 //! Bringing the ledger level with the graph: interrupted attempts, synced history,
 //! history nodes graphmig did not write, and `repair`.
 
-use super::compensation::delete_attempt_batches;
+use super::compensation::{delete_attempt_batches, settle_intent};
 use super::{Runner, actor, settle};
 use crate::chain::Chain;
 use crate::error::Error;
@@ -123,6 +123,9 @@ impl Runner {
         {
             history = db.read_history().await?;
         }
+        if self.settle_intents(db, fence, ledger, &history).await? {
+            history = db.read_history().await?;
+        }
         let attempts = ledger.attempts(&target)?;
         let mut synced = 0;
         for entry in &history {
@@ -160,6 +163,67 @@ impl Runner {
             copied: synced,
             history,
         })
+    }
+
+    /// Finishes the attempts whose intents other runs left in the history
+    /// database (a runner killed, its ledger gone, or a clean-up that failed
+    /// part-way): an attempt with a commit record (its history entry, or its
+    /// marker) has its refactoring tags dropped; any other is compensated from
+    /// the intent, and the compensation is recorded in the history and the
+    /// ledger. An intent that cannot be settled now stays for the next run.
+    /// Returns whether it wrote history.
+    pub(super) async fn settle_intents(
+        &self,
+        db: &GraphDb,
+        fence: &Fence,
+        ledger: &SqliteLedger,
+        history: &[HistoryEntry],
+    ) -> Result<bool, Error> {
+        let mut wrote_history = false;
+        for intent in db.read_intents(&self.target()).await? {
+            let key = &intent.draft.key;
+            let committed = history.iter().any(|h| &h.attempt_key == key)
+                || (db.history_written_apart() && db.marker_exists(key).await?);
+            let chunk = self.config.defaults.batch_chunk;
+            let label = format!(
+                "{} {} (attempt {} by {} at {})",
+                intent.draft.migration,
+                intent.draft.description,
+                &key[..key.len().min(12)],
+                intent.draft.runner,
+                intent.draft.started_at
+            );
+            match settle_intent(db, &intent, committed, chunk).await {
+                Ok(done) if committed => {
+                    self.reporter
+                        .warning(&format!("{label} had committed: {done}"));
+                }
+                Ok(done) => {
+                    self.reporter
+                        .warning(&format!("{label} never committed: {done}"));
+                    if let Some(id) = MigrationId::parse_key(&intent.draft.migration) {
+                        self.record_in_graph(
+                            db,
+                            fence,
+                            Action::Repair,
+                            &id,
+                            &intent.draft.description,
+                            &Checksum::from_hex(intent.draft.checksum.clone()),
+                            ledger,
+                            &format!("the attempt {key} by {}: {done}", intent.draft.runner),
+                        )
+                        .await?;
+                        wrote_history = true;
+                    }
+                }
+                Err(why) => {
+                    return Err(db.database_error(format!(
+                        "finishing the clean-up of {label} failed ({why}); the next `graphmig run` tries again"
+                    )));
+                }
+            }
+        }
+        Ok(wrote_history)
     }
 
     /// Brings the ledger level with the graph (`graphmig sync`).
@@ -329,7 +393,8 @@ impl Runner {
                         )?;
                         done.push(format!("{id}: {note}"));
                     }
-                    State::Pending => {}
+                    // Folding never says `compensation pending`; only `status` does.
+                    State::Pending | State::CompensationPending => {}
                 }
             }
             for line in &done {

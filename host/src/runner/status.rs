@@ -82,10 +82,25 @@ impl Runner {
                 attempts = ledger.attempts(&self.target())?;
             }
         }
-        Ok(status_entries(
-            &chain,
-            &with_graph_history(attempts, &history),
-        ))
+        let mut entries = status_entries(&chain, &with_graph_history(attempts, &history));
+        // An attempt whose intent is still in the graph without a commit record
+        // has work that committed on its own and is not undone yet.
+        for intent in db.read_intents(&self.target()).await? {
+            if history.iter().any(|h| h.attempt_key == intent.draft.key) {
+                continue;
+            }
+            if let Some(entry) = entries
+                .iter_mut()
+                .find(|e| e.id.key() == intent.draft.migration && e.state != State::Applied)
+            {
+                entry.state = State::CompensationPending;
+                entry.error = Some(format!(
+                    "compensation pending: what the attempt by {} at {} committed on its own is not undone yet; the next `graphmig run` finishes it",
+                    intent.draft.runner, intent.draft.started_at
+                ));
+            }
+        }
+        Ok(entries)
     }
 
     /// Every event of the ledger, oldest first (no database needed).

@@ -613,6 +613,17 @@ impl GuestState {
                     "batches are not available while the host reads metadata".into(),
                 )));
             };
+            // The chunk commits on its own: the attempt is in the history
+            // database first, so that any runner can delete what it wrote.
+            if let Err(e) = self.record_intent(None).await {
+                self.doom(entry.seq, &entry.query, &e.code, &e.message);
+                let e = to_wit(&e);
+                self.table
+                    .get_mut(writer)?
+                    .error
+                    .get_or_insert_with(|| e.clone());
+                return Ok(Err(e));
+            }
             tokio::spawn(async move {
                 let started = Instant::now();
                 let result = async {

@@ -56,6 +56,9 @@ pub struct GuestState {
     pub(super) batch_prefix: Option<String>,
     pub(super) revertible_batches: Vec<String>,
     pub(super) deleted_batches: Vec<String>,
+    /// The attempt's intent, and whether it is in the history database yet.
+    intent: Option<crate::graph::intent::IntentDraft>,
+    intent_recorded: bool,
     refactor_steps: Vec<RefactorStep>,
     dataset_reads: Vec<DatasetRead>,
     logs: Vec<(String, String)>,
@@ -188,6 +191,8 @@ impl GuestState {
             batch_prefix: env.batch_prefix,
             revertible_batches: env.revertible_batches,
             deleted_batches: Vec::new(),
+            intent: env.intent,
+            intent_recorded: false,
             db: env.db,
             doomed: None,
             chunk_in_flight: None,
@@ -230,6 +235,7 @@ impl GuestState {
             batches: std::mem::take(&mut self.batches),
             refactor_steps: std::mem::take(&mut self.refactor_steps),
             deleted_batches: std::mem::take(&mut self.deleted_batches),
+            intent_recorded: self.intent_recorded,
         }
     }
 
@@ -322,6 +328,31 @@ impl GuestState {
                 ),
             });
         }
+    }
+
+    /// Records the attempt's intent in the history database, once, before the
+    /// first work of the step that commits on its own; then, with `step`, one
+    /// statement that undoes (or finalizes) it. Nothing is recorded in a dry
+    /// run, whose work is all rolled back. A failure here is the work's failure:
+    /// it must not happen unrecorded.
+    pub(super) async fn record_intent(
+        &mut self,
+        step: Option<(crate::graph::intent::IntentSteps, &str)>,
+    ) -> Result<(), GraphError> {
+        if self.is_dry_run() {
+            return Ok(());
+        }
+        let (Some(intent), Some(db)) = (&self.intent, &self.db) else {
+            return Ok(());
+        };
+        if !self.intent_recorded {
+            db.record_intent(intent).await?;
+            self.intent_recorded = true;
+        }
+        if let Some((steps, statement)) = step {
+            db.add_intent_step(&intent.key, steps, statement).await?;
+        }
+        Ok(())
     }
 
     /// Every host call passes here first: past the deadline, or with a budget

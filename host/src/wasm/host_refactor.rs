@@ -11,6 +11,7 @@ use super::bindings::graphmig::migration::types as wit;
 use super::host_context::GuestState;
 use super::values::value_to_bolt;
 use crate::graph::GraphErrorKind;
+use crate::graph::intent::IntentSteps;
 use crate::journal::{JournalEntry, RefactorStep, StatementOutcome};
 use crate::policy::Class;
 use crate::schema::quote;
@@ -75,6 +76,16 @@ impl GuestState {
             }));
         }
         let chunk = self.settings().batch_chunk.max(1) as u64;
+        // Its chunks commit on their own: how to walk them back (and to drop
+        // their tags) is in the history database first, for any runner.
+        for (steps, statement) in [
+            (IntentSteps::RefactorUndo, &plan.undo),
+            (IntentSteps::RefactorFinalize, &plan.finalize),
+        ] {
+            if let Err(e) = self.record_intent(Some((steps, statement))).await {
+                return Ok(Err(super::host_context::to_wit_error(&e)));
+            }
+        }
         let mut total = 0u64;
         loop {
             self.check_deadline()?;

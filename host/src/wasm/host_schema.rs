@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use super::bindings::graphmig::migration::types as wit;
 use super::host_context::GuestState;
+use crate::graph::intent::IntentSteps;
 use crate::journal::{JournalEntry, SchemaStep, StatementOutcome};
 use crate::policy::Class;
 use crate::schema::{
@@ -250,11 +251,26 @@ impl GuestState {
                     true => (None, "unchanged"),
                     false => (undo, "applied"),
                 };
+                // How to undo it goes to the history database, for any runner;
+                // if that fails, this runner undoes it with the rest.
+                let recorded = match &undo {
+                    Some(undo) => {
+                        self.record_intent(Some((IntentSteps::SchemaUndo, undo)))
+                            .await
+                    }
+                    None => Ok(()),
+                };
                 self.push_schema_step(SchemaStep {
-                    statement,
+                    statement: statement.clone(),
                     undo,
                     outcome: outcome.into(),
                 });
+                if let Err(e) = recorded {
+                    self.doom(self.statements(), &statement, &e.code, &e.message);
+                    return Ok(Err(wit::SchemaError::Graph(
+                        super::host_context::to_wit_error(&e),
+                    )));
+                }
                 Ok(Ok(()))
             }
             Err(e) => {

@@ -226,6 +226,9 @@ pub struct StepEnv {
     /// Batches of earlier attempts this step may delete without a grant: those
     /// of the migration a `down` step reverts.
     pub revertible_batches: Vec<String>,
+    /// The attempt, recorded in the history database before the step's first
+    /// work that commits on its own (so any runner can finish or undo it).
+    pub intent: Option<crate::graph::intent::IntentDraft>,
 }
 
 /// Whether statements take effect.
