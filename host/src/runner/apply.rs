@@ -263,6 +263,9 @@ impl Runner {
                 match commit_then_record(db, txn, fence, &draft).await {
                     Ok(link) => Ok(link),
                     Err(Separate::BeforeCommit(cause)) => Err(cause),
+                    Err(Separate::Unknown(message)) => {
+                        return Err(unknown_outcome(migration, &message, db));
+                    }
                     Err(Separate::AfterCommit(message)) => {
                         // The data committed: the ledger row stays `running` so that
                         // the next run settles it from the marker, never re-running it.
@@ -273,7 +276,13 @@ impl Runner {
                     }
                 }
             }
-            (Ok(()), Some(txn)) => commit_with_history(txn, fence, &draft).await,
+            (Ok(()), Some(txn)) => match commit_with_history(db, txn, fence, &draft).await {
+                Ok(link) => Ok(link),
+                Err(Committing::Failed(cause)) => Err(cause),
+                Err(Committing::Unknown(message)) => {
+                    return Err(unknown_outcome(migration, &message, db));
+                }
+            },
             (Ok(()), None) => Err(FailureCause::Trap {
                 message: "the transaction was lost".into(),
             }),
@@ -372,20 +381,46 @@ impl Runner {
     }
 }
 
+/// How committing with the history in the migration's transaction can fail.
+pub(super) enum Committing {
+    /// Nothing committed.
+    Failed(FailureCause),
+    /// The answer to COMMIT was lost and the graph could not be read to tell.
+    Unknown(String),
+}
+
+/// Whether a failed COMMIT may still have committed: the server did not answer
+/// with a failure of its own (the connection dropped, the answer was lost).
+fn ambiguous(error: &crate::graph::GraphError) -> bool {
+    !error.code.starts_with("Neo.")
+}
+
+/// The error of a migration whose commit's outcome is unknown: nothing is
+/// compensated and its ledger row stays `running`, so the next run decides from
+/// the graph (history entry or marker) and never both applies and undoes it.
+fn unknown_outcome(migration: &Migration, message: &str, db: &GraphDb) -> Error {
+    db.database_error(format!(
+        "{}: the answer to its COMMIT was lost ({message}) and the graph could not be read to tell whether it committed; nothing was undone, and the next `graphmig run` settles it from the graph",
+        migration.label()
+    ))
+}
+
 /// Writes the history entry into the migration's transaction and commits both.
+/// When the answer to COMMIT is lost, the history decides whether it committed.
 pub(super) async fn commit_with_history(
+    db: &GraphDb,
     mut txn: GraphTxn,
     fence: &Fence,
     draft: &HistoryDraft,
-) -> Result<ChainLink, FailureCause> {
+) -> Result<ChainLink, Committing> {
     let entry = match txn.append_history(fence, draft).await {
         Ok(entry) => entry,
         Err(e) => {
             let _ = txn.rollback().await;
-            return Err(FailureCause::Commit {
+            return Err(Committing::Failed(FailureCause::Commit {
                 code: e.code,
                 message: e.message,
-            });
+            }));
         }
     };
     crash_point("before-commit");
@@ -395,12 +430,26 @@ pub(super) async fn commit_with_history(
             Ok(entry.chain)
         }
         Err(e) => {
-            // Whether it committed is unknown: the next append reads the head.
+            // Whether it committed is unknown to the head: the next append reads it.
             fence.head.forget();
-            Err(FailureCause::Commit {
-                code: e.code,
-                message: e.message,
-            })
+            if !ambiguous(&e) {
+                return Err(Committing::Failed(FailureCause::Commit {
+                    code: e.code,
+                    message: e.message,
+                }));
+            }
+            match db.read_history().await {
+                Ok(history) if history.iter().any(|h| h.attempt_key == draft.attempt_key) => {
+                    Ok(entry.chain)
+                }
+                Ok(_) => Err(Committing::Failed(FailureCause::Commit {
+                    code: e.code,
+                    message: format!("{} (the graph shows it did not commit)", e.message),
+                })),
+                Err(read) => Err(Committing::Unknown(format!(
+                    "{e}; reading the history: {read}"
+                ))),
+            }
         }
     }
 }
@@ -411,6 +460,8 @@ pub(super) enum Separate {
     BeforeCommit(FailureCause),
     /// The data committed; the history entry did not.
     AfterCommit(String),
+    /// The answer to COMMIT was lost and the marker could not be read to tell.
+    Unknown(String),
 }
 
 /// Commits the data with a marker in the target database, then writes the
@@ -438,12 +489,22 @@ pub(super) async fn commit_then_record(
         }));
     }
     crash_point("before-commit");
-    txn.commit().await.map_err(|e| {
-        Separate::BeforeCommit(FailureCause::Commit {
-            code: e.code,
-            message: e.message,
-        })
-    })?;
+    if let Err(e) = txn.commit().await {
+        // A lost answer is decided by the marker, written in the transaction.
+        let committed = match ambiguous(&e) {
+            false => false,
+            true => db
+                .marker_exists(&draft.attempt_key)
+                .await
+                .map_err(|read| Separate::Unknown(format!("{e}; reading the marker: {read}")))?,
+        };
+        if !committed {
+            return Err(Separate::BeforeCommit(FailureCause::Commit {
+                code: e.code,
+                message: e.message,
+            }));
+        }
+    }
     crash_point("after-data-commit");
     let record = async {
         let mut history = db.begin_history().await.map_err(|e| e.to_string())?;
