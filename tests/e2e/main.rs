@@ -6,6 +6,7 @@ mod batches;
 mod deadlines;
 mod down;
 mod failures;
+mod faults;
 mod hostile;
 mod memory;
 mod people;

@@ -1,0 +1,365 @@
+//! Fault injection: the network fails at chosen moments between graphmig and
+//! ArcadeDB, through a TCP proxy of the test's own on 127.0.0.1 that watches the
+//! Bolt stream for COMMIT. After each fault, plain `graphmig run` must converge:
+//! the graph equals that of a fault-free run (census of labels, types,
+//! constraints; no intent or tag left), `status` says applied and `verify` is
+//! clean. Prints a table: fault, point, runs needed, result.
+
+use std::fmt::Write as _;
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::support::{Project, states, text, write_table};
+
+/// A Bolt COMMIT message, as one chunk: size 2, struct of no fields tagged 0x12,
+/// end of message.
+const COMMIT: [u8; 6] = [0x00, 0x02, 0xB0, 0x12, 0x00, 0x00];
+
+/// What the proxy does at the `at`-th COMMIT sent on the migration user's
+/// connections.
+#[derive(Clone, Copy, Debug)]
+enum Fault {
+    /// Forwards the COMMIT, then cuts every connection and refuses new ones
+    /// for `for_`: the database "went away" in the middle of the migration.
+    CutAfter { at: usize, for_: Duration },
+    /// Forwards the COMMIT and drops the server's answer, then closes that
+    /// connection: the commit happened, the runner never hears of it.
+    DropCommitAnswer { at: usize },
+}
+
+struct ProxyState {
+    upstream: u16,
+    migration_user: Vec<u8>,
+    fault: Mutex<Option<Fault>>,
+    commits: AtomicUsize,
+    refuse_until: Mutex<Option<Instant>>,
+    open: Mutex<Vec<TcpStream>>,
+}
+
+/// A TCP proxy in front of the test database's Bolt port.
+struct Proxy {
+    port: u16,
+    state: Arc<ProxyState>,
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+impl Proxy {
+    fn start(upstream: u16, migration_user: &str) -> Proxy {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind proxy");
+        let port = listener.local_addr().expect("addr").port();
+        let state = Arc::new(ProxyState {
+            upstream,
+            migration_user: migration_user.as_bytes().to_vec(),
+            fault: Mutex::new(None),
+            commits: AtomicUsize::new(0),
+            refuse_until: Mutex::new(None),
+            open: Mutex::new(Vec::new()),
+        });
+        let shared = state.clone();
+        std::thread::spawn(move || {
+            for client in listener.incoming().flatten() {
+                let refusing = shared
+                    .refuse_until
+                    .lock()
+                    .expect("proxy state")
+                    .is_some_and(|until| Instant::now() < until);
+                if refusing {
+                    drop(client);
+                    continue;
+                }
+                let Ok(server) = TcpStream::connect(("127.0.0.1", shared.upstream)) else {
+                    continue;
+                };
+                Proxy::pump(shared.clone(), client, server);
+            }
+        });
+        Proxy { port, state }
+    }
+
+    fn arm(&self, fault: Fault) {
+        self.state.commits.store(0, Ordering::SeqCst);
+        *self.state.fault.lock().expect("proxy state") = Some(fault);
+    }
+
+    /// Whether the armed fault happened (it is disarmed when it does).
+    fn fired(&self) -> bool {
+        self.state.fault.lock().expect("proxy state").is_none()
+    }
+
+    fn uri(&self) -> String {
+        format!("bolt://127.0.0.1:{}", self.port)
+    }
+
+    fn cut_all(state: &ProxyState) {
+        for stream in state.open.lock().expect("proxy state").drain(..) {
+            let _ = stream.shutdown(Shutdown::Both);
+        }
+    }
+
+    fn pump(state: Arc<ProxyState>, client: TcpStream, server: TcpStream) {
+        {
+            let mut open = state.open.lock().expect("proxy state");
+            open.push(client.try_clone().expect("clone"));
+            open.push(server.try_clone().expect("clone"));
+        }
+        let mute = Arc::new(AtomicBool::new(false));
+        // Server to client, unless muted.
+        {
+            let (mut from, mut to, mute) = (
+                server.try_clone().expect("clone"),
+                client.try_clone().expect("clone"),
+                mute.clone(),
+            );
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 64 * 1024];
+                while let Ok(n) = from.read(&mut buf) {
+                    if n == 0 {
+                        break;
+                    }
+                    if !mute.load(Ordering::SeqCst) && to.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                }
+                let _ = to.shutdown(Shutdown::Both);
+            });
+        }
+        // Client to server, watching for the migration user and its COMMITs.
+        std::thread::spawn(move || {
+            let (mut from, mut to) = (client, server);
+            let mut seen = Vec::new();
+            let mut is_migration_user = false;
+            let mut tail: Vec<u8> = Vec::new();
+            let mut buf = [0u8; 64 * 1024];
+            while let Ok(n) = from.read(&mut buf) {
+                if n == 0 || to.write_all(&buf[..n]).is_err() {
+                    break;
+                }
+                if !is_migration_user && seen.len() < 4096 {
+                    seen.extend_from_slice(&buf[..n]);
+                    is_migration_user = contains(&seen, &state.migration_user);
+                }
+                let mut window = std::mem::take(&mut tail);
+                window.extend_from_slice(&buf[..n]);
+                if is_migration_user && contains(&window, &COMMIT) {
+                    let count = state.commits.fetch_add(1, Ordering::SeqCst) + 1;
+                    let fault = *state.fault.lock().expect("proxy state");
+                    match fault {
+                        Some(Fault::CutAfter { at, for_ }) if count == at => {
+                            *state.fault.lock().expect("proxy state") = None;
+                            // Let the commit land, then the database "goes away".
+                            std::thread::sleep(Duration::from_millis(200));
+                            *state.refuse_until.lock().expect("proxy state") =
+                                Some(Instant::now() + for_);
+                            Proxy::cut_all(&state);
+                            return;
+                        }
+                        Some(Fault::DropCommitAnswer { at }) if count == at => {
+                            *state.fault.lock().expect("proxy state") = None;
+                            mute.store(true, Ordering::SeqCst);
+                            std::thread::sleep(Duration::from_millis(500));
+                            let _ = from.shutdown(Shutdown::Both);
+                            let _ = to.shutdown(Shutdown::Both);
+                            return;
+                        }
+                        _ => {}
+                    }
+                }
+                tail = window[window.len().saturating_sub(COMMIT.len() - 1)..].to_vec();
+            }
+            let _ = to.shutdown(Shutdown::Both);
+        });
+    }
+}
+
+/// What a graph holds that a migration could have changed: user labels with
+/// counts, relationship types with counts, constraint names; and graphmig's
+/// leftovers, which must be none.
+fn census(project: &Project) -> (Vec<String>, i64) {
+    let mut census = Vec::new();
+    for row in project
+        .db
+        .query("MATCH (n) UNWIND labels(n) AS l WITH l, count(*) AS c WHERE NOT l STARTS WITH '__Graphmig' RETURN l, c ORDER BY l")
+    {
+        census.push(format!("{}={}", row["l"].as_str().unwrap_or(""), row["c"]));
+    }
+    for row in project
+        .db
+        .query("MATCH ()-[r]->() WITH type(r) AS t, count(*) AS c RETURN t, c ORDER BY t")
+    {
+        census.push(format!("{}={}", row["t"].as_str().unwrap_or(""), row["c"]));
+    }
+    for row in project
+        .db
+        .query("SHOW CONSTRAINTS YIELD name RETURN name ORDER BY name")
+    {
+        census.push(format!("constraint {}", row["name"].as_str().unwrap_or("")));
+    }
+    let tags = project.db.query(
+        "MATCH (n) WHERE any(k IN keys(n) WHERE k STARTS WITH '_graphmig_r') RETURN count(n) AS n",
+    )[0]["n"]
+        .as_i64()
+        .unwrap_or(-1);
+    let leftovers = tags + project.history_db().count("__GraphmigAttempt");
+    (census, leftovers)
+}
+
+/// A project whose configuration points at `proxy`, with a short lock lease
+/// (a runner cut off from the database cannot release its lock) and small
+/// batch chunks (so that a fault lands in the middle of an ingest).
+fn project_behind(proxy_port: Option<u16>, fixture: &str) -> (Project, Option<Proxy>) {
+    let project = Project::new("");
+    let proxy = proxy_port.map(|upstream| {
+        let user = project
+            .migration_user
+            .as_ref()
+            .expect("the secure layout has a migration user")
+            .name
+            .clone();
+        Proxy::start(upstream, &user)
+    });
+    if let Some(proxy) = &proxy {
+        project.write_config(&proxy.uri(), "");
+    }
+    project.write_extra_config("\n[lock]\nttl-secs = 3\n\n[batches]\nchunk-size = 250\n");
+    project.add(fixture, "V1__fixture");
+    (project, proxy)
+}
+
+/// Runs `graphmig run` until it succeeds (at most `tries` times, a second
+/// apart); returns how many runs it took and their outputs.
+fn run_until_applied(project: &Project, tries: usize) -> (usize, String) {
+    let mut outputs = String::new();
+    for run in 1..=tries {
+        let output = project.graphmig(&["run"]);
+        let _ = writeln!(outputs, "--- run {run}:\n{}", text(&output));
+        if output.status.success() {
+            return (run, outputs);
+        }
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    (0, outputs)
+}
+
+struct Case {
+    fault: &'static str,
+    point: &'static str,
+    fixture: &'static str,
+    inject: Fault,
+}
+
+const CASES: &[Case] = &[
+    Case {
+        fault: "database unreachable for 4 s (connections cut, then refused)",
+        point: "after the 5th batch chunk of the ingest",
+        fixture: "V49__keyed_ingest",
+        inject: Fault::CutAfter {
+            at: 5,
+            for_: Duration::from_secs(4),
+        },
+    },
+    Case {
+        fault: "answer to COMMIT lost",
+        point: "the migration's own commit (no batches)",
+        fixture: "V1__create_first",
+        inject: Fault::DropCommitAnswer { at: 1 },
+    },
+];
+
+/// Runs one case: the fault-free census first, then the faulted project.
+fn run_case(case: &Case) -> Result<(usize, String), String> {
+    let upstream = crate::support::server().bolt_port;
+    let (clean, _) = project_behind(None, case.fixture);
+    let applied = clean.graphmig(&["run"]);
+    if !applied.status.success() {
+        return Err(format!("the fault-free run failed: {}", text(&applied)));
+    }
+    let (want, _) = census(&clean);
+
+    let (project, proxy) = project_behind(Some(upstream), case.fixture);
+    let proxy = proxy.expect("proxy");
+    proxy.arm(case.inject);
+    let first = project.graphmig(&["run"]);
+    let first_out = text(&first);
+    let (runs, outputs) = if first.status.success() {
+        (1, first_out.clone())
+    } else {
+        let (more, outputs) = run_until_applied(&project, 15);
+        if more == 0 {
+            return Err(format!("never converged:\n{first_out}\n{outputs}"));
+        }
+        (more + 1, format!("{first_out}\n{outputs}"))
+    };
+    if !proxy.fired() {
+        return Err(format!("the fault never happened:\n{first_out}"));
+    }
+    if let Fault::CutAfter { .. } = case.inject
+        && !first_out.contains("(the next `graphmig run` finishes it)")
+    {
+        return Err(format!(
+            "the failed run did not say that the clean-up is left to the next run:\n{first_out}"
+        ));
+    }
+    let (got, leftovers) = census(&project);
+    if got != want {
+        return Err(format!(
+            "the graph differs from a fault-free run:\n  want {want:?}\n  got  {got:?}\n{outputs}"
+        ));
+    }
+    if leftovers != 0 {
+        return Err(format!("{leftovers} intents or tags left\n{outputs}"));
+    }
+    if project.states() != states(&[("1", "applied")]) {
+        return Err(format!("status says {:?}", project.states()));
+    }
+    let verify = project.graphmig(&["verify"]);
+    if !verify.status.success() {
+        return Err(format!("verify: {}", text(&verify)));
+    }
+    let history = project
+        .history_db()
+        .query("MATCH (h:__GraphmigMigration) WHERE h.action = 'up' RETURN h.attempt AS a");
+    if history.len() != 1 {
+        return Err(format!("{} `up` history entries, not one", history.len()));
+    }
+    Ok((runs, first_out))
+}
+
+#[test]
+fn every_fault_converges_to_the_graph_of_a_fault_free_run() {
+    let mut table = String::from("| fault | point | runs needed | result |\n|---|---|---|---|\n");
+    let mut failures = Vec::new();
+    for case in CASES {
+        let (runs, result) = match run_case(case) {
+            Ok((runs, first)) => {
+                let said = first
+                    .lines()
+                    .find(|l| l.starts_with("error:"))
+                    .map(|l| {
+                        let said = l.split_once(".wasm) ").map_or(l, |(_, rest)| rest);
+                        said.chars().take(110).collect::<String>()
+                    })
+                    .unwrap_or_else(|| "applied at once".into());
+                (runs.to_string(), format!("converged; first run: {said}"))
+            }
+            Err(why) => {
+                failures.push(format!("{} / {}: {why}", case.fault, case.point));
+                ("-".into(), "DID NOT CONVERGE".into())
+            }
+        };
+        let _ = writeln!(
+            table,
+            "| {} | {} | {runs} | {} |",
+            case.fault,
+            case.point,
+            result.replace('|', "/")
+        );
+    }
+    write_table(&table);
+    assert!(failures.is_empty(), "{}\n\n{table}", failures.join("\n\n"));
+}
