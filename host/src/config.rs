@@ -55,7 +55,15 @@ pub struct DatabaseSettings {
     pub history_database: Option<String>,
     /// The Cypher dialect, when set instead of detected.
     pub dialect: Option<crate::schema::Dialect>,
+    /// How long the driver waits for any one answer of the server before it
+    /// gives the connection up: the longest migration deadline plus a grace,
+    /// so that a statement may run as long as its deadline allows, and a
+    /// stalled connection (nothing answered, nothing closed) is given up too.
+    pub read_timeout: Duration,
 }
+
+/// What the driver waits for an answer past the longest deadline.
+pub const READ_GRACE: Duration = Duration::from_secs(30);
 
 /// The separate, least-privileged user migrations connect as.
 #[derive(Debug, Clone)]
@@ -652,6 +660,12 @@ impl Config {
         }
 
         let anchor = |p: PathBuf| if p.is_absolute() { p } else { root.join(p) };
+        let longest_deadline = overrides
+            .iter()
+            .map(|(_, s)| s.limits.deadline)
+            .chain([defaults.limits.deadline])
+            .max()
+            .unwrap_or_default();
         Ok(Config {
             root: root.to_path_buf(),
             database: DatabaseSettings {
@@ -666,6 +680,7 @@ impl Config {
                     .or(file.history.database)
                     .filter(|d| !d.is_empty()),
                 dialect,
+                read_timeout: longest_deadline + READ_GRACE,
             },
             migrations_dir: anchor(file.migrations.dir.unwrap_or_else(|| "migrations".into())),
             ledger_path: anchor(

@@ -28,6 +28,9 @@ enum Fault {
     /// Forwards the COMMIT and drops the server's answer, then closes that
     /// connection: the commit happened, the runner never hears of it.
     DropCommitAnswer { at: usize },
+    /// Forwards the COMMIT, then every connection, old and new, stalls for
+    /// `for_` (nothing forwarded, nothing closed); then they are closed.
+    Stall { at: usize, for_: Duration },
 }
 
 struct ProxyState {
@@ -36,6 +39,7 @@ struct ProxyState {
     fault: Mutex<Option<Fault>>,
     commits: AtomicUsize,
     refuse_until: Mutex<Option<Instant>>,
+    stalled: AtomicBool,
     open: Mutex<Vec<TcpStream>>,
 }
 
@@ -59,6 +63,7 @@ impl Proxy {
             fault: Mutex::new(None),
             commits: AtomicUsize::new(0),
             refuse_until: Mutex::new(None),
+            stalled: AtomicBool::new(false),
             open: Mutex::new(Vec::new()),
         });
         let shared = state.clone();
@@ -111,15 +116,19 @@ impl Proxy {
         let mute = Arc::new(AtomicBool::new(false));
         // Server to client, unless muted.
         {
-            let (mut from, mut to, mute) = (
+            let (mut from, mut to, mute, stall_state) = (
                 server.try_clone().expect("clone"),
                 client.try_clone().expect("clone"),
                 mute.clone(),
+                state.clone(),
             );
             std::thread::spawn(move || {
                 let mut buf = [0u8; 64 * 1024];
                 while let Ok(n) = from.read(&mut buf) {
                     if n == 0 {
+                        break;
+                    }
+                    if stall_then_give_up(&stall_state) {
                         break;
                     }
                     if !mute.load(Ordering::SeqCst) && to.write_all(&buf[..n]).is_err() {
@@ -137,7 +146,7 @@ impl Proxy {
             let mut tail: Vec<u8> = Vec::new();
             let mut buf = [0u8; 64 * 1024];
             while let Ok(n) = from.read(&mut buf) {
-                if n == 0 || to.write_all(&buf[..n]).is_err() {
+                if n == 0 || stall_then_give_up(&state) || to.write_all(&buf[..n]).is_err() {
                     break;
                 }
                 if !is_migration_user && seen.len() < 4096 {
@@ -167,6 +176,17 @@ impl Proxy {
                             let _ = to.shutdown(Shutdown::Both);
                             return;
                         }
+                        Some(Fault::Stall { at, for_ }) if count == at => {
+                            *state.fault.lock().expect("proxy state") = None;
+                            std::thread::sleep(Duration::from_millis(200));
+                            state.stalled.store(true, Ordering::SeqCst);
+                            let ending = state.clone();
+                            std::thread::spawn(move || {
+                                std::thread::sleep(for_);
+                                Proxy::cut_all(&ending);
+                                ending.stalled.store(false, Ordering::SeqCst);
+                            });
+                        }
                         _ => {}
                     }
                 }
@@ -175,6 +195,18 @@ impl Proxy {
             let _ = to.shutdown(Shutdown::Both);
         });
     }
+}
+
+/// While the proxy stalls, holds the caller (nothing is forwarded, nothing
+/// closed); returns whether the connection was stalled, and is to be dropped.
+fn stall_then_give_up(state: &ProxyState) -> bool {
+    if !state.stalled.load(Ordering::SeqCst) {
+        return false;
+    }
+    while state.stalled.load(Ordering::SeqCst) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    true
 }
 
 /// What a graph holds that a migration could have changed: user labels with
@@ -226,6 +258,8 @@ fn project_behind(proxy_port: Option<u16>, fixture: &str) -> (Project, Option<Pr
     if let Some(proxy) = &proxy {
         project.write_config(&proxy.uri(), "");
     }
+    // A short deadline, so that a stall shows how soon graphmig gives up.
+    project.write_extra_config("[limits]\ndeadline-secs = 5\n");
     project.write_extra_config("\n[lock]\nttl-secs = 3\n\n[batches]\nchunk-size = 250\n");
     project.add(fixture, "V1__fixture");
     (project, proxy)
@@ -264,6 +298,15 @@ const CASES: &[Case] = &[
         },
     },
     Case {
+        fault: "every connection stalls for 8 s (nothing forwarded, nothing closed)",
+        point: "after the 5th batch chunk of the ingest",
+        fixture: "V49__keyed_ingest",
+        inject: Fault::Stall {
+            at: 5,
+            for_: Duration::from_secs(8),
+        },
+    },
+    Case {
         fault: "answer to COMMIT lost",
         point: "the migration's own commit (no batches)",
         fixture: "V1__create_first",
@@ -284,8 +327,14 @@ fn run_case(case: &Case) -> Result<(usize, String), String> {
     let (project, proxy) = project_behind(Some(upstream), case.fixture);
     let proxy = proxy.expect("proxy");
     proxy.arm(case.inject);
+    let started = Instant::now();
     let first = project.graphmig(&["run"]);
-    let first_out = text(&first);
+    let first_took = started.elapsed();
+    let first_out = format!(
+        "{}(first run: {:.1} s)\n",
+        text(&first),
+        first_took.as_secs_f64()
+    );
     let (runs, outputs) = if first.status.success() {
         (1, first_out.clone())
     } else {
@@ -298,6 +347,8 @@ fn run_case(case: &Case) -> Result<(usize, String), String> {
     if !proxy.fired() {
         return Err(format!("the fault never happened:\n{first_out}"));
     }
+    // A stall shorter than the grace may end with the clean-up done at once;
+    // a cut-off database cannot.
     if let Fault::CutAfter { .. } = case.inject
         && !first_out.contains("(the next `graphmig run` finishes it)")
     {
@@ -345,7 +396,16 @@ fn every_fault_converges_to_the_graph_of_a_fault_free_run() {
                         said.chars().take(110).collect::<String>()
                     })
                     .unwrap_or_else(|| "applied at once".into());
-                (runs.to_string(), format!("converged; first run: {said}"))
+                let took = first
+                    .lines()
+                    .rev()
+                    .find_map(|l| l.strip_prefix("(first run: "))
+                    .unwrap_or(")")
+                    .trim_end_matches(')');
+                (
+                    runs.to_string(),
+                    format!("converged; the first run ended after {took}: {said}"),
+                )
             }
             Err(why) => {
                 failures.push(format!("{} / {}: {why}", case.fault, case.point));

@@ -583,6 +583,7 @@ fn an_append_on_the_remembered_head_still_checks_the_lock() {
         connect_timeout: Duration::from_secs(10),
         history_database: None,
         dialect: None,
+        read_timeout: Duration::from_secs(60),
     };
     let draft = |key: &str| HistoryDraft {
         action: Action::Up,

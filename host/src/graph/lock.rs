@@ -298,6 +298,18 @@ impl HeldLock {
     pub async fn release(self, db: &GraphDb) -> Result<(), Error> {
         self.stop.store(true, Ordering::Relaxed);
         self.heartbeat.abort();
+        // Without an answer within the grace, the lease ends on its own.
+        let grace = crate::config::READ_GRACE;
+        match tokio::time::timeout(grace, self.delete(db)).await {
+            Ok(released) => released,
+            Err(_elapsed) => Err(db.database_error(format!(
+                "releasing the lock got no answer within {} s; the lease expires by itself",
+                grace.as_secs()
+            ))),
+        }
+    }
+
+    async fn delete(&self, db: &GraphDb) -> Result<(), Error> {
         let mut txn = db.begin_history().await?;
         txn.run(
             &format!(

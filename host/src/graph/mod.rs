@@ -498,6 +498,9 @@ fn pool_config(
         .password(password)
         .db(settings.database.as_str())
         .max_connections(4)
+        // neo4rs waits 30 s for an answer by default: a statement its deadline
+        // allows to run longer would be cut off, so the wait follows the deadline.
+        .connection_timeout(settings.read_timeout)
         .build()
 }
 

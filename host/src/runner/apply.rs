@@ -7,6 +7,7 @@ use super::compensation::{compensation_failed, delete_batches, undo_schema, walk
 use super::recovery::Synced;
 use super::{AppliedMigration, Report, RunOptions, Runner, actor, crash_point, settle};
 use crate::chain::Chain;
+use crate::config::READ_GRACE;
 use crate::error::{Error, FailureCause, MigrationFailure};
 use crate::graph::history::{Fence, HistoryDraft};
 use crate::graph::intent::IntentDraft;
@@ -288,7 +289,14 @@ impl Runner {
             }),
             (Err(cause), txn) => {
                 if let Some(txn) = txn
-                    && let Err(e) = txn.rollback().await
+                    && let Err(e) = tokio::time::timeout(READ_GRACE, txn.rollback())
+                        .await
+                        .unwrap_or_else(|_| {
+                            Err(crate::graph::GraphError::from_code(
+                                "graphmig.RollbackTimeout",
+                                "no answer to ROLLBACK",
+                            ))
+                        })
                 {
                     // The server drops the transaction with the connection anyway.
                     tracing::warn!(migration = %migration.label(), error = %e, "rollback failed");
@@ -298,19 +306,33 @@ impl Runner {
         };
         crash_point("after-commit");
         // Schema operations ran outside the transaction: undo them, newest first.
+        // A clean-up that cannot finish within the grace (a stalled
+        // connection) is left to the next run, from the attempt's intent.
+        let mut cleanup_timed_out = false;
         let undo_note = if outcome.is_err() {
             let chunk = self.config.settings_for(migration.id()).batch_chunk;
-            let refactors = walk_refactors(db, &mut run.record.refactor_steps, true).await;
-            let batches = delete_batches(db, &mut run.record.batches, chunk).await;
-            let schema = undo_schema(db, &mut run.record.schema_steps).await;
-            match (refactors, batches, schema) {
-                (None, None, None) => None,
-                (a, b, c) => Some(format!(
+            let record = &mut run.record;
+            let cleanup = async {
+                let refactors = walk_refactors(db, &mut record.refactor_steps, true).await;
+                let batches = delete_batches(db, &mut record.batches, chunk).await;
+                let schema = undo_schema(db, &mut record.schema_steps).await;
+                (refactors, batches, schema)
+            };
+            match tokio::time::timeout(READ_GRACE, cleanup).await {
+                Ok((None, None, None)) => None,
+                Ok((a, b, c)) => Some(format!(
                     "{}{}{}",
                     a.unwrap_or_default(),
                     b.unwrap_or_default(),
                     c.unwrap_or_default()
                 )),
+                Err(_elapsed) => {
+                    cleanup_timed_out = true;
+                    Some(format!(
+                        "; the clean-up got no answer within {} s",
+                        READ_GRACE.as_secs()
+                    ))
+                }
             }
         } else {
             if let Some(note) = walk_refactors(db, &mut run.record.refactor_steps, false).await {
@@ -322,8 +344,9 @@ impl Runner {
         // The attempt's intent goes once nothing is left for another runner to
         // do; if the clean-up failed part-way, it stays, and the next run
         // finishes the clean-up from it.
-        let cleanup_pending =
-            outcome.is_err() && run.record.intent_recorded && compensation_failed(&run.record);
+        let cleanup_pending = outcome.is_err()
+            && run.record.intent_recorded
+            && (cleanup_timed_out || compensation_failed(&run.record));
         if run.record.intent_recorded
             && !cleanup_pending
             && let Err(e) = db.drop_intent(&draft.attempt_key).await
@@ -395,6 +418,20 @@ fn ambiguous(error: &crate::graph::GraphError) -> bool {
     !error.code.starts_with("Neo.")
 }
 
+/// Commits, waiting at most [`READ_GRACE`] for the answer: a stalled
+/// connection (nothing answered, nothing closed) ends like a lost answer, which
+/// the graph then decides.
+async fn commit_within_grace(txn: GraphTxn) -> Result<(), crate::graph::GraphError> {
+    match tokio::time::timeout(READ_GRACE, txn.commit()).await {
+        Ok(committed) => committed,
+        Err(_elapsed) => Err(crate::graph::GraphError {
+            kind: crate::graph::GraphErrorKind::Other,
+            code: "graphmig.CommitTimeout".into(),
+            message: format!("no answer to COMMIT within {} s", READ_GRACE.as_secs()),
+        }),
+    }
+}
+
 /// The error of a migration whose commit's outcome is unknown: nothing is
 /// compensated and its ledger row stays `running`, so the next run decides from
 /// the graph (history entry or marker) and never both applies and undoes it.
@@ -424,7 +461,7 @@ pub(super) async fn commit_with_history(
         }
     };
     crash_point("before-commit");
-    match txn.commit().await {
+    match commit_within_grace(txn).await {
         Ok(()) => {
             fence.head.committed(&entry.chain);
             Ok(entry.chain)
@@ -489,7 +526,7 @@ pub(super) async fn commit_then_record(
         }));
     }
     crash_point("before-commit");
-    if let Err(e) = txn.commit().await {
+    if let Err(e) = commit_within_grace(txn).await {
         // A lost answer is decided by the marker, written in the transaction.
         let committed = match ambiguous(&e) {
             false => false,
