@@ -423,3 +423,101 @@ fn every_fault_converges_to_the_graph_of_a_fault_free_run() {
     write_table(&table);
     assert!(failures.is_empty(), "{}\n\n{table}", failures.join("\n\n"));
 }
+
+/// Starts `graphmig run` in `project` as a child process.
+fn spawn_run(project: &Project) -> std::process::Child {
+    std::process::Command::new(assert_cmd::cargo::cargo_bin("graphmig"))
+        .current_dir(project.dir.path())
+        .env_remove("GRAPHMIG_URI")
+        .env_remove("GRAPHMIG_USER")
+        .env_remove("GRAPHMIG_DATABASE")
+        .env("NO_COLOR", "1")
+        .env("GRAPHMIG_PASSWORD", &project.db.server.password)
+        .env(
+            "GRAPHMIG_MIGRATION_PASSWORD",
+            crate::support::MIGRATION_PASSWORD,
+        )
+        .arg("run")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn graphmig")
+}
+
+/// Sends `signal` to the runner once the ingest's first chunks committed, then
+/// runs again until applied; returns the runs needed, or why it did not converge.
+fn signal_mid_ingest(signal: &str) -> Result<usize, String> {
+    let (clean, _) = project_behind(None, "V49__keyed_ingest");
+    if !clean.graphmig(&["run"]).status.success() {
+        return Err("the fault-free run failed".into());
+    }
+    let (want, _) = census(&clean);
+    let (project, _) = project_behind(None, "V49__keyed_ingest");
+    let mut child = spawn_run(&project);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while project.db.count("Member") < 500 {
+        if Instant::now() > deadline || child.try_wait().expect("wait").is_some() {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err("the ingest never got under way".into());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let sent = std::process::Command::new("kill")
+        .args([&format!("-{signal}"), &child.id().to_string()])
+        .status()
+        .expect("kill");
+    if !sent.success() {
+        let _ = child.kill();
+        let _ = child.wait();
+        return Err(format!("kill -{signal} failed"));
+    }
+    let status = child.wait().expect("wait");
+    if status.success() {
+        return Err(format!("the run survived SIG{signal} and succeeded"));
+    }
+    let (runs, outputs) = run_until_applied(&project, 15);
+    if runs == 0 {
+        return Err(format!("never converged:\n{outputs}"));
+    }
+    let (got, leftovers) = census(&project);
+    if got != want {
+        return Err(format!(
+            "the graph differs from a fault-free run:\n  want {want:?}\n  got  {got:?}\n{outputs}"
+        ));
+    }
+    if leftovers != 0 {
+        return Err(format!("{leftovers} intents or tags left\n{outputs}"));
+    }
+    if project.states() != states(&[("1", "applied")]) {
+        return Err(format!("status says {:?}", project.states()));
+    }
+    let verify = project.graphmig(&["verify"]);
+    if !verify.status.success() {
+        return Err(format!("verify: {}", text(&verify)));
+    }
+    Ok(runs)
+}
+
+#[test]
+fn a_runner_stopped_by_any_signal_mid_ingest_converges() {
+    let mut table = String::from(
+        "| signal to the runner | point | runs needed after | result |\n|---|---|---|---|\n",
+    );
+    let mut failures = Vec::new();
+    for signal in ["INT", "TERM", "KILL"] {
+        let (runs, result) = match signal_mid_ingest(signal) {
+            Ok(runs) => (runs.to_string(), "converged".to_string()),
+            Err(why) => {
+                failures.push(format!("SIG{signal}: {why}"));
+                ("-".into(), "DID NOT CONVERGE".into())
+            }
+        };
+        let _ = writeln!(
+            table,
+            "| SIG{signal} | during the batch ingest (500 members in) | {runs} | {result} |"
+        );
+    }
+    write_table(&table);
+    assert!(failures.is_empty(), "{}\n\n{table}", failures.join("\n\n"));
+}
