@@ -90,7 +90,7 @@ fn a_killed_refactoring_is_walked_back_from_the_graph_and_leaves_no_tags() {
 }
 
 #[test]
-fn an_attempt_left_in_the_graph_shows_as_compensation_pending_until_the_next_run_undoes_it() {
+fn an_attempt_left_in_the_graph_is_pending_while_locked_and_finished_by_the_next_command() {
     let project = Project::new("");
     project
         .db
@@ -110,23 +110,42 @@ fn an_attempt_left_in_the_graph_shows_as_compensation_pending_until_the_next_run
     project.history_db().query(&format!(
         "CREATE (:__GraphmigAttempt {{key: '{key}', target: '{target}', migration: '1', description: 'batch ingest', checksum: '', action: 'up', runner: 'ci@elsewhere', started_at: '2026-12-01T00:00:00Z', refactor_undo: [], refactor_finalize: [], schema_undo: []}})"
     ));
+    // While another runner holds the lock, it may be at work on the attempt:
+    // status shows it and leaves it.
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_millis() as i64;
+    project.history_db().query(&format!(
+        "CREATE (:__GraphmigLock {{id: 'graphmig', owner: 'ci@elsewhere:1/abc', acquired_at: {now_ms}, expires_at: {}, generation: 1}})",
+        now_ms + 120_000
+    ));
     let status = project.graphmig(&["status"]);
     let shown = text(&status);
     assert!(shown.contains("compensation pending"), "{shown}");
     assert!(shown.contains("ci@elsewhere"), "{shown}");
+    assert_eq!(
+        project.db.count("Person"),
+        7,
+        "left alone under a held lock"
+    );
 
+    // With the lock free, the next command that connects finishes it first:
+    // here `status`; then `run` applies.
+    assert!(project.graphmig(&["unlock"]).status.success());
+    let status = project.graphmig(&["status"]);
+    let shown = text(&status);
+    assert!(status.status.success(), "{shown}");
+    assert!(
+        shown.contains("never committed: compensated: 7 nodes"),
+        "{shown}"
+    );
+    assert!(!shown.contains("compensation pending"), "{shown}");
+    assert_eq!(project.db.count("Person"), 0, "the leftovers went");
     let run = project.graphmig(&["run"]);
     let out = text(&run);
     assert!(run.status.success(), "{out}");
-    assert!(
-        out.contains("never committed: compensated: 7 nodes"),
-        "{out}"
-    );
-    assert_eq!(
-        project.db.count("Person"),
-        12,
-        "the leftovers went, the run applied"
-    );
+    assert_eq!(project.db.count("Person"), 12, "the run applied");
     assert_eq!(intents(&project), 0);
     let history = project.graphmig(&["history"]);
     assert!(text(&history).contains("repair"), "{}", text(&history));

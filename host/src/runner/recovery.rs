@@ -5,6 +5,9 @@ use super::compensation::{delete_attempt_batches, settle_intent};
 use super::{Runner, actor, settle};
 use crate::chain::Chain;
 use crate::error::Error;
+use std::sync::Arc;
+
+use crate::config::LockSettings;
 use crate::graph::GraphDb;
 use crate::graph::history::{Fence, HistoryDraft, HistoryEntry};
 use crate::journal::new_attempt_key;
@@ -224,6 +227,35 @@ impl Runner {
             }
         }
         Ok(wrote_history)
+    }
+
+    /// Finishes compensations left pending by other runs before a read-only
+    /// command (`status`, `verify`) reports: when attempts' intents without a
+    /// commit record are in the graph and the lock is free, takes it without
+    /// waiting, settles them, and releases it. With the lock held (a runner may
+    /// be at work on them), leaves them: `status` shows `compensation pending`.
+    pub(super) async fn finish_pending_compensation(&self, db: &Arc<GraphDb>) -> Result<(), Error> {
+        let intents = db.read_intents(&self.target()).await?;
+        if intents.is_empty() {
+            return Ok(());
+        }
+        let owner = format!("{}:{}/settle", actor(), std::process::id());
+        let settings = LockSettings {
+            wait: std::time::Duration::ZERO,
+            ..self.config.lock
+        };
+        let Ok(lock) = db.acquire_lock(&owner, settings, &|_| {}).await else {
+            return Ok(());
+        };
+        let outcome = async {
+            let ledger = SqliteLedger::open(&self.config.ledger_path)?;
+            let history = db.read_history().await?;
+            self.settle_intents(db, lock.fence(), &ledger, &history)
+                .await
+                .map(|_| ())
+        }
+        .await;
+        settle(outcome, lock.release(db).await)
     }
 
     /// Brings the ledger level with the graph (`graphmig sync`).

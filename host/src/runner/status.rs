@@ -63,6 +63,11 @@ impl Runner {
                 return Ok(status_entries(&chain, &attempts));
             }
         };
+        let db = std::sync::Arc::new(db);
+        self.finish_pending_compensation(&db).await?;
+        if let Some(ledger) = &ledger {
+            attempts = ledger.attempts(&self.target())?;
+        }
         let history = db.read_history().await?;
         if let Some(ledger) = &ledger
             && attempts.iter().any(|a| a.outcome == Outcome::Running)

@@ -18,7 +18,8 @@ impl Runner {
     pub async fn verify(&self) -> Result<Vec<String>, Error> {
         let chain = Chain::discover(&self.config.migrations_dir)?;
         let ledger = SqliteLedger::open(&self.config.ledger_path)?;
-        let db = GraphDb::connect(&self.config.database).await?;
+        let db = std::sync::Arc::new(GraphDb::connect(&self.config.database).await?);
+        self.finish_pending_compensation(&db).await?;
         let history = match db.read_history().await {
             Ok(history) => history,
             // Nodes that are not graphmig's entries are problems to report, not a
