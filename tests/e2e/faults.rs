@@ -521,3 +521,50 @@ fn a_runner_stopped_by_any_signal_mid_ingest_converges() {
     write_table(&table);
     assert!(failures.is_empty(), "{}\n\n{table}", failures.join("\n\n"));
 }
+
+#[test]
+fn of_two_racing_runners_the_survivor_finishes_what_the_killed_one_began() {
+    let (clean, _) = project_behind(None, "V49__keyed_ingest");
+    assert!(clean.graphmig(&["run"]).status.success());
+    let (want, _) = census(&clean);
+
+    let (project, _) = project_behind(None, "V49__keyed_ingest");
+    let mut first = spawn_run(&project);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while project.db.count("Member") < 500 {
+        assert!(Instant::now() < deadline, "the ingest never got under way");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // The second runner waits for the lock the first holds; then the first dies.
+    let second = std::thread::spawn({
+        let dir = project.dir.path().to_path_buf();
+        let password = project.db.server.password.clone();
+        move || {
+            crate::support::graphmig()
+                .current_dir(dir)
+                .env("GRAPHMIG_PASSWORD", password)
+                .env(
+                    "GRAPHMIG_MIGRATION_PASSWORD",
+                    crate::support::MIGRATION_PASSWORD,
+                )
+                .arg("run")
+                .output()
+                .expect("second runner")
+        }
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    first.kill().expect("kill the first runner");
+    let _ = first.wait();
+    let second = second.join().expect("second runner thread");
+    let out = text(&second);
+    assert!(second.status.success(), "{out}");
+    assert!(out.contains("never committed: compensated"), "{out}");
+    let (got, leftovers) = census(&project);
+    assert_eq!(got, want, "{out}");
+    assert_eq!(leftovers, 0, "{out}");
+    assert_eq!(project.states(), states(&[("1", "applied")]));
+    let ups = project
+        .history_db()
+        .query("MATCH (h:__GraphmigMigration) WHERE h.action = 'up' RETURN h.attempt AS a");
+    assert_eq!(ups.len(), 1, "applied once");
+}

@@ -150,3 +150,35 @@ fn an_attempt_left_in_the_graph_is_pending_while_locked_and_finished_by_the_next
     let history = project.graphmig(&["history"]);
     assert!(text(&history).contains("repair"), "{}", text(&history));
 }
+
+#[test]
+fn a_runner_killed_while_it_cleans_up_a_failed_migration_leaves_the_rest_to_the_next() {
+    let project = Project::new("");
+    project.add("V37__batch_then_fail", "V1__batch_then_fail");
+    let crashed = run_crashing_at(&project, "during-compensation");
+    assert!(!crashed.status.success(), "{}", text(&crashed));
+    assert_eq!(
+        project.db.count("Ghost"),
+        7,
+        "killed before its batch was deleted"
+    );
+    assert_eq!(intents(&project), 1, "the intent outlives the runner");
+    std::fs::remove_dir_all(project.dir.path().join(".graphmig")).expect("remove the workspace");
+    assert!(project.graphmig(&["unlock"]).status.success());
+    // The next run finishes the clean-up first, then runs the migration, which
+    // fails again and cleans up after itself.
+    let rerun = project.graphmig(&["run"]);
+    let out = text(&rerun);
+    assert_eq!(rerun.status.code(), Some(1), "{out}");
+    assert!(
+        out.contains("never committed: compensated: 7 nodes"),
+        "{out}"
+    );
+    assert!(out.contains("failed and was rolled back"), "{out}");
+    assert_eq!(
+        project.db.count("Ghost"),
+        0,
+        "nothing of either attempt is left"
+    );
+    assert_eq!(intents(&project), 0);
+}

@@ -314,6 +314,7 @@ impl Runner {
             let record = &mut run.record;
             let cleanup = async {
                 let refactors = walk_refactors(db, &mut record.refactor_steps, true).await;
+                crash_point("during-compensation");
                 let batches = delete_batches(db, &mut record.batches, chunk).await;
                 let schema = undo_schema(db, &mut record.schema_steps).await;
                 (refactors, batches, schema)
