@@ -165,6 +165,12 @@ pub enum Error {
         "the lock was taken over by another runner while this one ran; stopped before the next migration"
     )]
     LockLost,
+    /// SIGINT or SIGTERM arrived between migrations: the next did not start.
+    #[error("stopped on request (SIGINT or SIGTERM) before {migration} started")]
+    Interrupted {
+        /// The migration that did not start.
+        migration: String,
+    },
     /// `verify` found problems; `run` refuses to start.
     #[error("verify found {} problem(s):\n{}", problems.len(), problems.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n"))]
     VerifyFailed {
@@ -295,6 +301,9 @@ pub enum FailureCause {
         /// The trap and what the guest wrote to stderr before it.
         message: String,
     },
+    /// The operator asked graphmig to stop (SIGINT or SIGTERM).
+    #[error("stopped on request (SIGINT or SIGTERM)")]
+    Interrupted,
     /// The guest hit a resource limit.
     #[error("{limit} limit exceeded: {detail}")]
     LimitExceeded {

@@ -14,6 +14,7 @@ pub mod cypher_script;
 pub mod doctor;
 pub mod error;
 pub mod graph;
+pub mod interrupt;
 pub mod journal;
 pub mod ledger;
 pub mod migration;

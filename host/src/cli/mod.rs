@@ -31,6 +31,8 @@ pub mod exit {
     pub const VERIFY: u8 = 6;
     /// Another runner held the lock for longer than the wait, or took it over.
     pub const LOCKED: u8 = 7;
+    /// Stopped by SIGINT or SIGTERM: the running migration was rolled back.
+    pub const INTERRUPTED: u8 = 130;
 }
 
 #[derive(Debug, Parser)]
@@ -189,6 +191,32 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// The first SIGINT or SIGTERM asks the work to stop cleanly (the migration
+/// is rolled back and cleaned up, the lock released); a second one ends the
+/// process at once, as the default action would.
+async fn stop_on_signals() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut int), Ok(mut term)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
+        return;
+    };
+    tokio::select! {
+        _ = int.recv() => {}
+        _ = term.recv() => {}
+    }
+    eprintln!(
+        "graphmig: stopping: rolling back and cleaning up the running migration (again to stop at once)"
+    );
+    graphmig::interrupt::request();
+    tokio::select! {
+        _ = int.recv() => {}
+        _ = term.recv() => {}
+    }
+    std::process::exit(i32::from(exit::INTERRUPTED));
+}
+
 fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("GRAPHMIG_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
@@ -202,12 +230,14 @@ fn exit_code(error: &anyhow::Error) -> u8 {
     match error.downcast_ref::<Error>() {
         Some(Error::MigrationFailed(failure)) => match failure.cause {
             FailureCause::LimitExceeded { .. } => exit::LIMIT,
+            FailureCause::Interrupted => exit::INTERRUPTED,
             _ => exit::MIGRATION_FAILED,
         },
         Some(Error::Connect { .. } | Error::Database { .. }) => exit::DATABASE,
         Some(Error::Ledger { .. }) => exit::LEDGER,
         Some(Error::VerifyFailed { .. }) => exit::VERIFY,
         Some(Error::Locked { .. } | Error::LockLost) => exit::LOCKED,
+        Some(Error::Interrupted { .. }) => exit::INTERRUPTED,
         _ => exit::BAD_INPUT,
     }
 }
@@ -414,6 +444,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
     // drives the sockets itself, so each answer from the database resumes the
     // migration without a hand-over between threads (one per round trip).
     runtime.block_on(async {
+        tokio::spawn(stop_on_signals());
         match tokio::spawn(work).await {
             Ok(result) => result,
             Err(e) => std::panic::resume_unwind(e.into_panic()),

@@ -190,6 +190,11 @@ impl Runner {
             Step::Up => Action::Up,
             Step::Down => Action::Down,
         };
+        if crate::interrupt::requested() {
+            return Err(Error::Interrupted {
+                migration: migration.label(),
+            });
+        }
         self.reporter.migration_started(migration);
         let started = Instant::now();
         let attempt_key = new_attempt_key();

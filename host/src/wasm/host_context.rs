@@ -368,6 +368,9 @@ impl GuestState {
     /// entry and host-side loops over guest data check it as they go, so no
     /// call outlives the deadline by more than one step of its loop.
     pub(super) fn check_deadline(&self) -> wasmtime::Result<()> {
+        if crate::interrupt::requested() {
+            return Err(wasmtime::Error::msg("stopped on request"));
+        }
         past_deadline(self.deadline, self.settings.limits.deadline)
     }
 

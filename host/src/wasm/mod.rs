@@ -333,11 +333,20 @@ impl Sandbox {
         std::thread::Builder::new()
             .name("graphmig-epoch".into())
             .spawn(move || {
+                let mut interrupted = false;
                 while !stop.load(Ordering::Relaxed) {
                     std::thread::sleep(EPOCH_TICK);
-                    match weak.upgrade() {
-                        Some(engine) => engine.increment_epoch(),
-                        None => break,
+                    let Some(engine) = weak.upgrade() else {
+                        break;
+                    };
+                    engine.increment_epoch();
+                    // A stop request ends guest code at once: every store's
+                    // deadline (in ticks) is passed in one go.
+                    if !interrupted && crate::interrupt::requested() {
+                        interrupted = true;
+                        for _ in 0..(u32::MAX >> 8) {
+                            engine.increment_epoch();
+                        }
                     }
                 }
             })
@@ -610,10 +619,18 @@ impl Sandbox {
                     Step::Down => lifecycle.call_down(&mut store).await,
                 }
             };
+            // A stop request ends a wait on the database as well.
+            let call = async {
+                tokio::select! {
+                    result = call => Some(result),
+                    () = crate::interrupt::wait() => None,
+                }
+            };
             tokio::time::timeout(limits.deadline + EPOCH_TICK * 10, call).await
         };
         let call = match call {
-            Ok(call) => call,
+            Ok(Some(call)) => call,
+            Ok(None) => Err(wasmtime::Error::msg("stopped on request")),
             Err(_elapsed) => Err(wasmtime::Error::from(LimitTrap {
                 limit: Limit::Deadline,
                 detail: format!(
@@ -776,6 +793,9 @@ fn classify_failure(
     limits: &Limits,
     stderr: &MemoryOutputPipe,
 ) -> FailureCause {
+    if crate::interrupt::requested() {
+        return FailureCause::Interrupted;
+    }
     if let Some(trap) = error.downcast_ref::<LimitTrap>() {
         return FailureCause::LimitExceeded {
             limit: trap.limit,
