@@ -5,6 +5,8 @@
 #
 #   scripts/arcadedb.sh install
 #   scripts/arcadedb.sh start INSTANCE BOLT_PORT HTTP_PORT [DB ...]
+#   scripts/arcadedb.sh resume INSTANCE BOLT_PORT HTTP_PORT [DB ...]   (keeps its data:
+#     a server that was killed, started again)
 #   scripts/arcadedb.sh stop INSTANCE
 #   scripts/arcadedb.sh create-db HTTP_PORT NAME | drop-db HTTP_PORT NAME
 #   scripts/arcadedb.sh migration-user HTTP_PORT USER DATABASE   (password from
@@ -85,7 +87,8 @@ start() { # INSTANCE BOLT HTTP [DB...]
     log "port $bolt is taken by another process; stop it or choose other ports"
     return 1
   fi
-  rm -rf "$dir"
+  # `resume` keeps what the instance had (a server killed and started again).
+  [[ "${KEEP_DATA:-}" == 1 ]] || rm -rf "$dir"
   mkdir -p "$dir/config"
   # ArcadeDB reads groups at start only: the migration group is there from the first.
   cat >"$dir/config/server-groups.json" <<'JSON'
@@ -171,6 +174,7 @@ shift || true
 case "$cmd" in
   install) install ;;
   start) start "$@" ;;
+  resume) KEEP_DATA=1 start "$@" ;;
   stop) stop "$@" ;;
   create-db) http "$1" /api/v1/server "{\"command\":\"create database $2\"}" >/dev/null ;;
   drop-db) http "$1" /api/v1/server "{\"command\":\"drop database $2\"}" >/dev/null ;;
@@ -185,5 +189,5 @@ case "$cmd" in
     http "$1" /api/v1/server "{\"command\":\"create user {\\\"name\\\":\\\"$2\\\",\\\"password\\\":\\\"$MIGRATION_PASSWORD\\\",\\\"databases\\\":{\\\"$3\\\":[\\\"graphmig_migration\\\"]}}\"}" >/dev/null ;;
   password) echo "$PASSWORD" ;;
   migration-password) echo "$MIGRATION_PASSWORD" ;;
-  *) echo "usage: $0 install | start INSTANCE BOLT_PORT HTTP_PORT [DB...] | stop INSTANCE | create-db PORT NAME | drop-db PORT NAME | migration-user PORT USER DATABASE | fresh-project PORT DB HISTORY_DB USER | password | migration-password" >&2; exit 2 ;;
+  *) echo "usage: $0 install | start INSTANCE BOLT_PORT HTTP_PORT [DB...] | resume INSTANCE BOLT_PORT HTTP_PORT [DB...] | stop INSTANCE | create-db PORT NAME | drop-db PORT NAME | migration-user PORT USER DATABASE | fresh-project PORT DB HISTORY_DB USER | password | migration-password" >&2; exit 2 ;;
 esac

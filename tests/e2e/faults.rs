@@ -258,11 +258,16 @@ fn project_behind(proxy_port: Option<u16>, fixture: &str) -> (Project, Option<Pr
     if let Some(proxy) = &proxy {
         project.write_config(&proxy.uri(), "");
     }
+    configure(&project, fixture);
+    (project, proxy)
+}
+
+/// The fault suite's settings, and `fixture` as the project's one migration.
+fn configure(project: &Project, fixture: &str) {
     // A short deadline, so that a stall shows how soon graphmig gives up.
     project.write_extra_config("[limits]\ndeadline-secs = 5\n");
     project.write_extra_config("\n[lock]\nttl-secs = 3\n\n[batches]\nchunk-size = 250\n");
     project.add(fixture, "V1__fixture");
-    (project, proxy)
 }
 
 /// Runs `graphmig run` until it succeeds (at most `tries` times, a second
@@ -593,4 +598,130 @@ fn of_two_racing_runners_the_survivor_finishes_what_the_killed_one_began() {
         .history_db()
         .query("MATCH (h:__GraphmigMigration) WHERE h.action = 'up' RETURN h.attempt AS a");
     assert_eq!(ups.len(), 1, "applied once");
+}
+
+/// An ArcadeDB server of the test's own (the shared one cannot be killed),
+/// started by the project's script on free ports, stopped when dropped.
+struct PrivateServer {
+    instance: String,
+    server: crate::support::Server,
+}
+
+impl PrivateServer {
+    fn script() -> std::path::PathBuf {
+        crate::support::repo_root().join("scripts/arcadedb.sh")
+    }
+
+    fn free_port() -> u16 {
+        TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port()
+    }
+
+    fn run_script(&self, command: &str) {
+        let status = std::process::Command::new(Self::script())
+            .args([
+                command,
+                &self.instance,
+                &self.server.bolt_port.to_string(),
+                &self.server.http_port.to_string(),
+                "graphmig",
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .expect("scripts/arcadedb.sh");
+        assert!(
+            status.success(),
+            "scripts/arcadedb.sh {command} {} failed",
+            self.instance
+        );
+    }
+
+    fn start() -> PrivateServer {
+        let private = PrivateServer {
+            instance: format!("faults-{}", std::process::id()),
+            server: crate::support::Server {
+                bolt_port: Self::free_port(),
+                http_port: Self::free_port(),
+                password: crate::support::server().password,
+            },
+        };
+        private.run_script("start");
+        private
+    }
+
+    /// kill -9 of the server process.
+    fn kill(&self) {
+        let home = std::env::var("GRAPHMIG_DEV_HOME")
+            .map(std::path::PathBuf::from)
+            .unwrap_or_else(|_| crate::support::repo_root().join(".dev"));
+        let pid = std::fs::read_to_string(
+            home.join("instances")
+                .join(&self.instance)
+                .join("server.pid"),
+        )
+        .expect("the server's pid file");
+        let killed = std::process::Command::new("kill")
+            .args(["-9", pid.trim()])
+            .status()
+            .expect("kill");
+        assert!(killed.success(), "kill -9 {pid}");
+        // Until the process is gone, its ports are still bound.
+        while (std::process::Command::new("kill")
+            .args(["-0", pid.trim()])
+            .status())
+        .is_ok_and(|s| s.success())
+        {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Starts the killed server again on its data.
+    fn resume(&self) {
+        self.run_script("resume");
+    }
+}
+
+impl Drop for PrivateServer {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new(Self::script())
+            .args(["stop", &self.instance])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status();
+    }
+}
+
+#[test]
+fn a_database_killed_mid_ingest_and_started_again_converges() {
+    let (clean, _) = project_behind(None, "V49__keyed_ingest");
+    assert!(clean.graphmig(&["run"]).status.success());
+    let (want, _) = census(&clean);
+
+    let private = PrivateServer::start();
+    let project = Project::on(private.server.clone(), "");
+    configure(&project, "V49__keyed_ingest");
+    let mut runner = spawn_run(&project);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while project.db.count("Member") < 500 {
+        assert!(Instant::now() < deadline, "the ingest never got under way");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    private.kill();
+    let status = runner.wait().expect("wait for the runner");
+    assert!(!status.success(), "the run survived its database");
+    private.resume();
+    let (runs, outputs) = run_until_applied(&project, 15);
+    assert!(runs > 0, "never converged:\n{outputs}");
+    let (got, leftovers) = census(&project);
+    assert_eq!(got, want, "{outputs}");
+    assert_eq!(leftovers, 0, "{outputs}");
+    assert_eq!(project.states(), states(&[("1", "applied")]));
+    let verify = project.graphmig(&["verify"]);
+    assert!(verify.status.success(), "{}", text(&verify));
+    write_table(&format!(
+        "| fault | point | runs needed | result |\n|---|---|---|---|\n| database killed (kill -9) and started again | during the batch ingest (500 members in) | {runs} | converged |\n"
+    ));
 }

@@ -97,8 +97,12 @@ pub struct Db {
 impl Db {
     /// Creates a new, empty database. Fails loudly when the server is not up.
     pub fn fresh() -> Db {
+        Db::fresh_on(server())
+    }
+
+    /// A new, empty database on `server`.
+    pub fn fresh_on(server: Server) -> Db {
         static COUNTER: AtomicUsize = AtomicUsize::new(0);
-        let server = server();
         let name = format!(
             "t_{}_{}",
             std::process::id(),
@@ -257,8 +261,13 @@ pub struct Project {
 impl Project {
     /// A project with `limits` TOML lines (may be empty) and no migrations.
     pub fn new(limits: &str) -> Project {
-        let db = Db::fresh();
-        let history = Db::fresh();
+        Project::on(server(), limits)
+    }
+
+    /// [`Project::new`] on `server`.
+    pub fn on(server: Server, limits: &str) -> Project {
+        let db = Db::fresh_on(server.clone());
+        let history = Db::fresh_on(server);
         let user = MigrationUser::for_db(&db);
         Project::with(db, Some(history), Some(user), limits)
     }
