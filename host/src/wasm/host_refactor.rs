@@ -157,11 +157,19 @@ impl GuestState {
         Ok(Ok(total))
     }
 
-    /// A tag property unique to this refactoring of this attempt: random, so that
-    /// it carries nothing of the process or the host and a guest cannot guess it.
+    /// A tag property unique to this refactoring of this attempt: it carries the
+    /// attempt key (random; nothing of the process or the host), so that every
+    /// element the attempt changed names the attempt, as its batches do.
     fn tag(&self) -> String {
-        let random = crate::journal::new_attempt_key();
-        format!("_graphmig_r{}_{}", &random[..16], self.refactor_count() + 1)
+        let key = self
+            .batch_prefix
+            .clone()
+            .unwrap_or_else(crate::journal::new_attempt_key);
+        format!(
+            "_graphmig_r{}_{}",
+            &key[..key.len().min(32)],
+            self.refactor_count() + 1
+        )
     }
 
     fn chunk(&self) -> usize {
