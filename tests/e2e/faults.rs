@@ -672,7 +672,14 @@ impl PrivateServer {
 
     fn start() -> PrivateServer {
         let private = PrivateServer {
-            instance: format!("faults-{}", std::process::id()),
+            instance: {
+                static NEXT: AtomicUsize = AtomicUsize::new(0);
+                format!(
+                    "faults-{}-{}",
+                    std::process::id(),
+                    NEXT.fetch_add(1, Ordering::SeqCst)
+                )
+            },
             server: crate::support::Server {
                 bolt_port: Self::free_port(),
                 http_port: Self::free_port(),
@@ -755,4 +762,157 @@ fn a_database_killed_mid_ingest_and_started_again_converges() {
     write_table(&format!(
         "| fault | point | runs needed | result |\n|---|---|---|---|\n| database killed (kill -9) and started again | during the batch ingest (500 members in) | {runs} | converged |\n"
     ));
+}
+
+/// The people example's configuration for a project in `dir` against `db`
+/// (owner login, history beside the data, as `tests/e2e/people.rs` runs it).
+fn people_config(dir: &std::path::Path, db: &crate::support::Db) {
+    let example = crate::support::repo_root().join("examples/people");
+    std::fs::write(
+        dir.join("graphmig.toml"),
+        format!(
+            "[database]\nuri = \"{}\"\nuser = \"root\"\nname = \"{}\"\n[migrations]\ndir = \"{}\"\n[datasets]\ndir = \"{}\"\n[batches]\nchunk-size = 1000\n[lock]\nttl-secs = 3\n",
+            db.bolt_uri(),
+            db.name,
+            example.join("migrations").display(),
+            example.join("data").display()
+        ),
+    )
+    .expect("config");
+}
+
+/// Labels, types and property keys with counts, constraints and indexes of
+/// `db`; and graphmig's leftovers there.
+fn people_census(db: &crate::support::Db) -> (Vec<String>, i64) {
+    let mut census = Vec::new();
+    for (query, what) in [
+        (
+            "MATCH (n) UNWIND labels(n) AS x WITH x, count(*) AS c WHERE NOT x STARTS WITH '__Graphmig' RETURN x, c ORDER BY x",
+            "label",
+        ),
+        (
+            "MATCH ()-[r]->() WITH type(r) AS x, count(*) AS c RETURN x, c ORDER BY x",
+            "type",
+        ),
+        (
+            "MATCH (n) WHERE NOT any(l IN labels(n) WHERE l STARTS WITH '__Graphmig') UNWIND keys(n) AS x WITH x, count(*) AS c RETURN x, c ORDER BY x",
+            "key",
+        ),
+        (
+            "MATCH ()-[r]->() UNWIND keys(r) AS x WITH x, count(*) AS c RETURN x, c ORDER BY x",
+            "rel key",
+        ),
+        (
+            "SHOW CONSTRAINTS YIELD name RETURN name AS x, 1 AS c ORDER BY x",
+            "constraint",
+        ),
+        (
+            "SHOW INDEXES YIELD name RETURN name AS x, 1 AS c ORDER BY x",
+            "index",
+        ),
+    ] {
+        for row in db.query(query) {
+            census.push(format!(
+                "{what} {}={}",
+                row["x"].as_str().unwrap_or(""),
+                row["c"]
+            ));
+        }
+    }
+    let leftovers = db.count("__GraphmigAttempt")
+        + db.query("MATCH (n) WHERE any(k IN keys(n) WHERE k STARTS WITH '_graphmig_r') RETURN count(n) AS n")[0]["n"]
+            .as_i64()
+            .unwrap_or(-1);
+    (census, leftovers)
+}
+
+#[test]
+fn the_database_killed_at_each_point_of_the_people_example_converges() {
+    let build = crate::support::graphmig()
+        .current_dir(crate::support::repo_root().join("examples/people"))
+        .arg("build")
+        .output()
+        .expect("build");
+    assert!(build.status.success(), "{}", text(&build));
+    let clean_db = crate::support::Db::fresh();
+    let clean_dir = tempfile::tempdir().expect("tempdir");
+    people_config(clean_dir.path(), &clean_db);
+    let run_in = |dir: &std::path::Path, db: &crate::support::Db| {
+        crate::support::graphmig()
+            .current_dir(dir)
+            .env("GRAPHMIG_PASSWORD", &db.server.password)
+            .arg("run")
+            .output()
+            .expect("graphmig")
+    };
+    assert!(run_in(clean_dir.path(), &clean_db).status.success());
+    let (want, _) = people_census(&clean_db);
+
+    // Where to kill: a query that counts progress, and the count to wait for.
+    let points = [
+        (
+            "during the CSV ingest (V2)",
+            "MATCH (p:Person) RETURN count(p) AS n",
+            2_000,
+        ),
+        (
+            "during the property rename (V3)",
+            "MATCH (p:Person) WHERE p.birth_year IS NOT NULL RETURN count(p) AS n",
+            1,
+        ),
+    ];
+    let mut table = String::from("| fault | point | runs needed | result |\n|---|---|---|---|\n");
+    let mut failures = Vec::new();
+    for (point, progress, at) in points {
+        let private = PrivateServer::start();
+        let db = crate::support::Db::fresh_on(private.server.clone());
+        let dir = tempfile::tempdir().expect("tempdir");
+        people_config(dir.path(), &db);
+        let mut runner = std::process::Command::new(assert_cmd::cargo::cargo_bin("graphmig"))
+            .current_dir(dir.path())
+            .env("GRAPHMIG_PASSWORD", &db.server.password)
+            .arg("run")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn graphmig");
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while db.query(progress)[0]["n"].as_i64().unwrap_or(0) < at {
+            if Instant::now() > deadline || runner.try_wait().expect("wait").is_some() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let seen = db.query(progress)[0]["n"].as_i64().unwrap_or(0);
+        private.kill();
+        let _ = runner.wait();
+        private.resume();
+        let mut runs = 0;
+        for attempt in 1..=10 {
+            if run_in(dir.path(), &db).status.success() {
+                runs = attempt;
+                break;
+            }
+            std::thread::sleep(Duration::from_secs(1));
+        }
+        let (got, leftovers) = people_census(&db);
+        let result = if runs == 0 {
+            "DID NOT CONVERGE".to_string()
+        } else if got != want || leftovers != 0 {
+            format!("DIFFERS: {leftovers} leftovers")
+        } else {
+            "converged: the graph of a fault-free run".to_string()
+        };
+        if !result.starts_with("converged") {
+            failures.push(format!(
+                "{point}: {result}\n  want {want:?}\n  got  {got:?}"
+            ));
+        }
+        let _ = writeln!(
+            table,
+            "| database killed (kill -9), started again | {point}: {seen} of 10,000 seen | {runs} | {result} |"
+        );
+    }
+    write_table(&table);
+    assert!(failures.is_empty(), "{}\n\n{table}", failures.join("\n\n"));
 }
