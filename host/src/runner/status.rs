@@ -64,7 +64,10 @@ impl Runner {
             }
         };
         let db = std::sync::Arc::new(db);
-        self.finish_pending_compensation(&db).await?;
+        // A clean-up that fails again is shown, not fatal: status still reports.
+        if let Err(e) = self.finish_pending_compensation(&db).await {
+            self.reporter.warning(&e.to_string());
+        }
         if let Some(ledger) = &ledger {
             attempts = ledger.attempts(&self.target())?;
         }

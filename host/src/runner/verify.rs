@@ -19,7 +19,9 @@ impl Runner {
         let chain = Chain::discover(&self.config.migrations_dir)?;
         let ledger = SqliteLedger::open(&self.config.ledger_path)?;
         let db = std::sync::Arc::new(GraphDb::connect(&self.config.database).await?);
-        self.finish_pending_compensation(&db).await?;
+        if let Err(e) = self.finish_pending_compensation(&db).await {
+            self.reporter.warning(&e.to_string());
+        }
         let history = match db.read_history().await {
             Ok(history) => history,
             // Nodes that are not graphmig's entries are problems to report, not a
