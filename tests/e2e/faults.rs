@@ -268,6 +268,35 @@ fn census(project: &Project) -> (Vec<String>, i64) {
     (census, leftovers)
 }
 
+/// Whether `project` ended as a fault-free run does: the same census (`want`),
+/// no intent or tag left, `status` applied, `verify` clean, one `up` entry in
+/// the history. `outputs` goes into the reason when it did not.
+fn converged_as(project: &Project, want: &[String], outputs: &str) -> Result<(), String> {
+    let (got, leftovers) = census(project);
+    if got != want {
+        return Err(format!(
+            "the graph differs from a fault-free run:\n  want {want:?}\n  got  {got:?}\n{outputs}"
+        ));
+    }
+    if leftovers != 0 {
+        return Err(format!("{leftovers} intents or tags left\n{outputs}"));
+    }
+    if project.states() != states(&[("1", "applied")]) {
+        return Err(format!("status says {:?}", project.states()));
+    }
+    let verify = project.graphmig(&["verify"]);
+    if !verify.status.success() {
+        return Err(format!("verify: {}", text(&verify)));
+    }
+    let history = project
+        .history_db()
+        .query("MATCH (h:__GraphmigMigration) WHERE h.action = 'up' RETURN h.attempt AS a");
+    if history.len() != 1 {
+        return Err(format!("{} `up` history entries, not one", history.len()));
+    }
+    Ok(())
+}
+
 /// A project whose configuration points at `proxy`, with a short lock lease
 /// (a runner cut off from the database cannot release its lock) and small
 /// batch chunks (so that a fault lands in the middle of an ingest).
@@ -388,28 +417,7 @@ fn run_case(case: &Case) -> Result<(usize, String), String> {
             "the failed run did not say that the clean-up is left to the next run:\n{first_out}"
         ));
     }
-    let (got, leftovers) = census(&project);
-    if got != want {
-        return Err(format!(
-            "the graph differs from a fault-free run:\n  want {want:?}\n  got  {got:?}\n{outputs}"
-        ));
-    }
-    if leftovers != 0 {
-        return Err(format!("{leftovers} intents or tags left\n{outputs}"));
-    }
-    if project.states() != states(&[("1", "applied")]) {
-        return Err(format!("status says {:?}", project.states()));
-    }
-    let verify = project.graphmig(&["verify"]);
-    if !verify.status.success() {
-        return Err(format!("verify: {}", text(&verify)));
-    }
-    let history = project
-        .history_db()
-        .query("MATCH (h:__GraphmigMigration) WHERE h.action = 'up' RETURN h.attempt AS a");
-    if history.len() != 1 {
-        return Err(format!("{} `up` history entries, not one", history.len()));
-    }
+    converged_as(&project, &want, &outputs)?;
     Ok((runs, first_out))
 }
 
@@ -531,22 +539,7 @@ fn signal_mid_ingest(signal: &str) -> Result<usize, String> {
     if runs == 0 {
         return Err(format!("never converged:\n{outputs}"));
     }
-    let (got, leftovers) = census(&project);
-    if got != want {
-        return Err(format!(
-            "the graph differs from a fault-free run:\n  want {want:?}\n  got  {got:?}\n{outputs}"
-        ));
-    }
-    if leftovers != 0 {
-        return Err(format!("{leftovers} intents or tags left\n{outputs}"));
-    }
-    if project.states() != states(&[("1", "applied")]) {
-        return Err(format!("status says {:?}", project.states()));
-    }
-    let verify = project.graphmig(&["verify"]);
-    if !verify.status.success() {
-        return Err(format!("verify: {}", text(&verify)));
-    }
+    converged_as(&project, &want, &outputs)?;
     Ok(runs)
 }
 
@@ -621,14 +614,9 @@ fn of_two_racing_runners_the_survivor_finishes_what_the_killed_one_began() {
         out.contains("never committed: compensated") || out.contains("had committed"),
         "{out}"
     );
-    let (got, leftovers) = census(&project);
-    assert_eq!(got, want, "{out}");
-    assert_eq!(leftovers, 0, "{out}");
-    assert_eq!(project.states(), states(&[("1", "applied")]));
-    let ups = project
-        .history_db()
-        .query("MATCH (h:__GraphmigMigration) WHERE h.action = 'up' RETURN h.attempt AS a");
-    assert_eq!(ups.len(), 1, "applied once");
+    if let Err(why) = converged_as(&project, &want, &out) {
+        panic!("{why}");
+    }
 }
 
 /// An ArcadeDB server of the test's own (the shared one cannot be killed),
@@ -753,12 +741,9 @@ fn a_database_killed_mid_ingest_and_started_again_converges() {
     private.resume();
     let (runs, outputs) = run_until_applied(&project, 15);
     assert!(runs > 0, "never converged:\n{outputs}");
-    let (got, leftovers) = census(&project);
-    assert_eq!(got, want, "{outputs}");
-    assert_eq!(leftovers, 0, "{outputs}");
-    assert_eq!(project.states(), states(&[("1", "applied")]));
-    let verify = project.graphmig(&["verify"]);
-    assert!(verify.status.success(), "{}", text(&verify));
+    if let Err(why) = converged_as(&project, &want, &outputs) {
+        panic!("{why}");
+    }
     write_table(&format!(
         "| fault | point | runs needed | result |\n|---|---|---|---|\n| database killed (kill -9) and started again | during the batch ingest (500 members in) | {runs} | converged |\n"
     ));

@@ -4,21 +4,7 @@
 //! killed runner's ledger is gone; `status` shows such an attempt as
 //! `compensation pending` until then.
 
-use crate::support::{Project, graphmig, states, text};
-
-fn run_crashing_at(project: &Project, point: &str) -> std::process::Output {
-    graphmig()
-        .current_dir(project.dir.path())
-        .env("GRAPHMIG_PASSWORD", &project.db.server.password)
-        .env(
-            "GRAPHMIG_MIGRATION_PASSWORD",
-            crate::support::MIGRATION_PASSWORD,
-        )
-        .env("GRAPHMIG_TEST_CRASH", point)
-        .arg("run")
-        .output()
-        .expect("run")
-}
+use crate::support::{Project, run_crashing_at, states, text};
 
 /// Intents left in the history database.
 fn intents(project: &Project) -> i64 {

@@ -506,3 +506,16 @@ pub fn graphmig_measuring_peak(project: &Project, args: &[&str]) -> (Output, u64
         peak,
     )
 }
+
+/// `graphmig run` in `project` with the test-only hook that kills the process
+/// at `point` (`before-commit`, `after-commit`, `during-compensation`, ...).
+pub fn run_crashing_at(project: &Project, point: &str) -> Output {
+    graphmig()
+        .current_dir(project.dir.path())
+        .env("GRAPHMIG_PASSWORD", &project.db.server.password)
+        .env("GRAPHMIG_MIGRATION_PASSWORD", MIGRATION_PASSWORD)
+        .env("GRAPHMIG_TEST_CRASH", point)
+        .arg("run")
+        .output()
+        .expect("run")
+}

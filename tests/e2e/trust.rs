@@ -4,7 +4,7 @@
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use crate::support::{Project, graphmig, states, text};
+use crate::support::{Project, run_crashing_at, states, text};
 
 fn history_nodes(project: &Project, key: &str) -> usize {
     project
@@ -26,21 +26,6 @@ fn ledger_value(project: &Project, sql: &str) -> String {
     conn.query_row(sql, [], |r| r.get::<_, rusqlite::types::Value>(0))
         .map(|v| format!("{v:?}"))
         .unwrap_or_else(|e| format!("error: {e}"))
-}
-
-/// `graphmig run` with the test hook that kills the process at `point`.
-fn run_crashing_at(project: &Project, point: &str) -> std::process::Output {
-    graphmig()
-        .current_dir(project.dir.path())
-        .env("GRAPHMIG_PASSWORD", &project.db.server.password)
-        .env(
-            "GRAPHMIG_MIGRATION_PASSWORD",
-            crate::support::MIGRATION_PASSWORD,
-        )
-        .env("GRAPHMIG_TEST_CRASH", point)
-        .arg("run")
-        .output()
-        .expect("run")
 }
 
 fn set_mode(project: &Project, mode: &str) {
