@@ -56,13 +56,16 @@ pub struct DatabaseSettings {
     /// The Cypher dialect, when set instead of detected.
     pub dialect: Option<crate::schema::Dialect>,
     /// How long the driver waits for any one answer of the server before it
-    /// gives the connection up: the longest migration deadline plus a grace,
+    /// gives the connection up: the longest migration deadline plus the grace,
     /// so that a statement may run as long as its deadline allows, and a
     /// stalled connection (nothing answered, nothing closed) is given up too.
     pub read_timeout: Duration,
+    /// How long COMMIT, ROLLBACK, a failed migration's clean-up and the lock's
+    /// release may wait for the server (`grace-secs`, 30 by default).
+    pub grace: Duration,
 }
 
-/// What the driver waits for an answer past the longest deadline.
+/// The default of `[database] grace-secs`.
 pub const READ_GRACE: Duration = Duration::from_secs(30);
 
 /// The separate, least-privileged user migrations connect as.
@@ -268,6 +271,7 @@ struct FileDatabase {
     // Refused like `password`.
     migration_password: Option<toml::Value>,
     connect_timeout_secs: Option<u64>,
+    grace_secs: Option<u64>,
     dialect: Option<String>,
 }
 
@@ -660,6 +664,10 @@ impl Config {
         }
 
         let anchor = |p: PathBuf| if p.is_absolute() { p } else { root.join(p) };
+        let grace = file
+            .database
+            .grace_secs
+            .map_or(READ_GRACE, |s| Duration::from_secs(s.max(1)));
         let longest_deadline = overrides
             .iter()
             .map(|(_, s)| s.limits.deadline)
@@ -680,7 +688,8 @@ impl Config {
                     .or(file.history.database)
                     .filter(|d| !d.is_empty()),
                 dialect,
-                read_timeout: longest_deadline + READ_GRACE,
+                read_timeout: longest_deadline + grace,
+                grace,
             },
             migrations_dir: anchor(file.migrations.dir.unwrap_or_else(|| "migrations".into())),
             ledger_path: anchor(

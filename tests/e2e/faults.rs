@@ -320,8 +320,10 @@ fn project_behind(proxy_port: Option<u16>, fixture: &str) -> (Project, Option<Pr
 
 /// The fault suite's settings, and `fixture` as the project's one migration.
 fn configure(project: &Project, fixture: &str) {
-    // A short deadline, so that a stall shows how soon graphmig gives up.
+    // A short deadline and grace, so that a stall shows graphmig giving up by
+    // itself.
     project.write_extra_config("[limits]\ndeadline-secs = 5\n");
+    project.write_extra_config("[database]\ngrace-secs = 2\n");
     project.write_extra_config("\n[lock]\nttl-secs = 3\n\n[batches]\nchunk-size = 250\n");
     project.add(fixture, "V1__fixture");
 }
@@ -359,12 +361,12 @@ const CASES: &[Case] = &[
         },
     },
     Case {
-        fault: "every connection stalls for 8 s (nothing forwarded, nothing closed)",
+        fault: "every connection stalls for 30 s (nothing forwarded, nothing closed)",
         point: "after the 5th batch chunk of the ingest",
         fixture: "V49__keyed_ingest",
         inject: Fault::Stall {
             at: 5,
-            for_: Duration::from_secs(8),
+            for_: Duration::from_secs(30),
         },
     },
     Case {
@@ -391,6 +393,17 @@ fn run_case(case: &Case) -> Result<(usize, String), String> {
     let started = Instant::now();
     let first = project.graphmig(&["run"]);
     let first_took = started.elapsed();
+    // Under a stall, graphmig gives up by itself (deadline, then the grace for
+    // each wait that follows), while the connections still hang.
+    if let Fault::Stall { .. } = case.inject
+        && !proxy.state.stalled.load(Ordering::SeqCst)
+    {
+        return Err(format!(
+            "the first run only ended when the stall did ({:.1} s):\n{}",
+            first_took.as_secs_f64(),
+            text(&first)
+        ));
+    }
     let first_out = format!(
         "{}(first run: {:.1} s)\n",
         text(&first),
@@ -399,7 +412,7 @@ fn run_case(case: &Case) -> Result<(usize, String), String> {
     let (runs, outputs) = if first.status.success() {
         (1, first_out.clone())
     } else {
-        let (more, outputs) = run_until_applied(&project, 15);
+        let (more, outputs) = run_until_applied(&project, 40);
         if more == 0 {
             return Err(format!("never converged:\n{first_out}\n{outputs}"));
         }
@@ -898,6 +911,105 @@ fn the_database_killed_at_each_point_of_the_people_example_converges() {
             "| database killed (kill -9), started again | {point}: {seen} of 10,000 seen | {runs} | {result} |"
         );
     }
+    write_table(&table);
+    assert!(failures.is_empty(), "{}\n\n{table}", failures.join("\n\n"));
+}
+
+/// Runs `fixture` on a server of the test's own, pausing the runner at `point`
+/// (a crash point), kills the database there, lets the runner go on against the
+/// dead server, starts the database again and runs until applied (or, for a
+/// migration that always fails, once more). Returns the project, for checks.
+fn database_killed_at(
+    point: &str,
+    fixture: &str,
+    tries: usize,
+) -> (PrivateServer, Project, String) {
+    let private = PrivateServer::start();
+    let project = Project::on(private.server.clone(), "");
+    configure(&project, fixture);
+    let pause = project.dir.path().join("pause");
+    std::fs::write(&pause, "").expect("pause file");
+    let mut runner = std::process::Command::new(assert_cmd::cargo::cargo_bin("graphmig"))
+        .current_dir(project.dir.path())
+        .env("NO_COLOR", "1")
+        .env("GRAPHMIG_PASSWORD", &project.db.server.password)
+        .env(
+            "GRAPHMIG_MIGRATION_PASSWORD",
+            crate::support::MIGRATION_PASSWORD,
+        )
+        .env("GRAPHMIG_TEST_PAUSE", point)
+        .env("GRAPHMIG_TEST_PAUSE_FILE", &pause)
+        .arg("run")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn graphmig");
+    let reached = pause.with_extension("reached");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !reached.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "the runner never reached {point}"
+        );
+        assert!(
+            runner.try_wait().expect("wait").is_none(),
+            "the runner ended before {point}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    private.kill();
+    std::fs::remove_file(&pause).expect("let the runner go on");
+    let _ = runner.wait();
+    private.resume();
+    let (_, outputs) = run_until_applied(&project, tries);
+    (private, project, outputs)
+}
+
+#[test]
+fn the_database_killed_between_commit_and_ledger_and_during_compensation_converges() {
+    let mut table = String::from("| fault | point | result |\n|---|---|---|\n");
+    let mut failures = Vec::new();
+
+    // Between the commit and the ledger's update: the migration committed; the
+    // runner's bookkeeping after it meets a dead database.
+    let (clean, _) = project_behind(None, "V49__keyed_ingest");
+    assert!(clean.graphmig(&["run"]).status.success());
+    let (want, _) = census(&clean);
+    let (_server, project, outputs) = database_killed_at("after-commit", "V49__keyed_ingest", 10);
+    let result = converged_as(&project, &want, &outputs);
+    let _ = writeln!(
+        table,
+        "| database killed (kill -9), started again | between the commit and the ledger's update | {} |",
+        result.as_ref().map_or(
+            "DID NOT CONVERGE",
+            |()| "converged: applied once, the graph of a fault-free run"
+        )
+    );
+    if let Err(why) = result {
+        failures.push(format!("after-commit: {why}"));
+    }
+
+    // During the clean-up of a failed migration: the next run finishes it from
+    // the intent, then runs the migration (which fails again, cleaning up).
+    let (_server, project, outputs) =
+        database_killed_at("during-compensation", "V37__batch_then_fail", 2);
+    let left = (
+        project.db.count("Ghost"),
+        project.history_db().count("__GraphmigAttempt"),
+    );
+    let result = if left == (0, 0) && outputs.contains("never committed: compensated") {
+        "converged: the killed clean-up finished, nothing of either attempt left".to_string()
+    } else {
+        failures.push(format!(
+            "during-compensation: {} ghosts and {} intents left\n{outputs}",
+            left.0, left.1
+        ));
+        "DID NOT CONVERGE".to_string()
+    };
+    let _ = writeln!(
+        table,
+        "| database killed (kill -9), started again | while a failed migration is cleaned up | {result} |"
+    );
     write_table(&table);
     assert!(failures.is_empty(), "{}\n\n{table}", failures.join("\n\n"));
 }

@@ -324,9 +324,12 @@ impl Project {
         }
         let path = self.dir.path().join("graphmig.toml");
         let mut text = std::fs::read_to_string(&path).expect("read config");
-        // A fresh [limits] table would clash with the empty one already there.
-        if let Some(rest) = extra.strip_prefix("[limits]\n") {
-            text = text.replace("[limits]\n", &format!("[limits]\n{rest}"));
+        // A table the file already has would clash: its keys go under it.
+        let header = extra.lines().next().unwrap_or("");
+        let existing = format!("{header}\n");
+        if header.starts_with('[') && text.contains(&existing) {
+            let rest = &extra[existing.len().min(extra.len())..];
+            text = text.replacen(&existing, &format!("{existing}{rest}"), 1);
         } else {
             text.push_str(extra);
         }

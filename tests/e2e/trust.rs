@@ -569,6 +569,7 @@ fn an_append_on_the_remembered_head_still_checks_the_lock() {
         history_database: None,
         dialect: None,
         read_timeout: Duration::from_secs(60),
+        grace: Duration::from_secs(30),
     };
     let draft = |key: &str| HistoryDraft {
         action: Action::Up,

@@ -299,7 +299,7 @@ impl HeldLock {
         self.stop.store(true, Ordering::Relaxed);
         self.heartbeat.abort();
         // Without an answer within the grace, the lease ends on its own.
-        let grace = crate::config::READ_GRACE;
+        let grace = db.grace();
         match tokio::time::timeout(grace, self.delete(db)).await {
             Ok(released) => released,
             Err(_elapsed) => Err(db.database_error(format!(

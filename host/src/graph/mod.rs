@@ -376,6 +376,11 @@ impl GraphDb {
         self.begin_on(&self.graph, database).await
     }
 
+    /// How long bookkeeping waits for the server ([`DatabaseSettings::grace`]).
+    pub fn grace(&self) -> std::time::Duration {
+        self.settings.grace
+    }
+
     /// The database holding the history and the lock.
     pub fn history_database(&self) -> &str {
         self.settings

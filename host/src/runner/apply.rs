@@ -7,7 +7,6 @@ use super::compensation::{compensation_failed, delete_batches, undo_schema, walk
 use super::recovery::Synced;
 use super::{AppliedMigration, Report, RunOptions, Runner, actor, crash_point, settle};
 use crate::chain::Chain;
-use crate::config::READ_GRACE;
 use crate::error::{Error, FailureCause, MigrationFailure};
 use crate::graph::history::{Fence, HistoryDraft};
 use crate::graph::intent::IntentDraft;
@@ -294,7 +293,7 @@ impl Runner {
             }),
             (Err(cause), txn) => {
                 if let Some(txn) = txn
-                    && let Err(e) = tokio::time::timeout(READ_GRACE, txn.rollback())
+                    && let Err(e) = tokio::time::timeout(db.grace(), txn.rollback())
                         .await
                         .unwrap_or_else(|_| {
                             Err(crate::graph::GraphError::from_code(
@@ -324,7 +323,7 @@ impl Runner {
                 let schema = undo_schema(db, &mut record.schema_steps).await;
                 (refactors, batches, schema)
             };
-            match tokio::time::timeout(READ_GRACE, cleanup).await {
+            match tokio::time::timeout(db.grace(), cleanup).await {
                 Ok((None, None, None)) => None,
                 Ok((a, b, c)) => Some(format!(
                     "{}{}{}",
@@ -336,7 +335,7 @@ impl Runner {
                     cleanup_timed_out = true;
                     Some(format!(
                         "; the clean-up got no answer within {} s",
-                        READ_GRACE.as_secs()
+                        db.grace().as_secs()
                     ))
                 }
             }
@@ -424,16 +423,19 @@ fn ambiguous(error: &crate::graph::GraphError) -> bool {
     !error.code.starts_with("Neo.")
 }
 
-/// Commits, waiting at most [`READ_GRACE`] for the answer: a stalled
-/// connection (nothing answered, nothing closed) ends like a lost answer, which
-/// the graph then decides.
-async fn commit_within_grace(txn: GraphTxn) -> Result<(), crate::graph::GraphError> {
-    match tokio::time::timeout(READ_GRACE, txn.commit()).await {
+/// Commits, waiting at most the grace for the answer: a stalled connection
+/// (nothing answered, nothing closed) ends like a lost answer, which the graph
+/// then decides.
+async fn commit_within_grace(
+    txn: GraphTxn,
+    grace: std::time::Duration,
+) -> Result<(), crate::graph::GraphError> {
+    match tokio::time::timeout(grace, txn.commit()).await {
         Ok(committed) => committed,
         Err(_elapsed) => Err(crate::graph::GraphError {
             kind: crate::graph::GraphErrorKind::Other,
             code: "graphmig.CommitTimeout".into(),
-            message: format!("no answer to COMMIT within {} s", READ_GRACE.as_secs()),
+            message: format!("no answer to COMMIT within {} s", grace.as_secs()),
         }),
     }
 }
@@ -467,7 +469,7 @@ pub(super) async fn commit_with_history(
         }
     };
     crash_point("before-commit");
-    match commit_within_grace(txn).await {
+    match commit_within_grace(txn, db.grace()).await {
         Ok(()) => {
             fence.head.committed(&entry.chain);
             Ok(entry.chain)
@@ -532,7 +534,7 @@ pub(super) async fn commit_then_record(
         }));
     }
     crash_point("before-commit");
-    if let Err(e) = commit_within_grace(txn).await {
+    if let Err(e) = commit_within_grace(txn, db.grace()).await {
         // A lost answer is decided by the marker, written in the transaction.
         let committed = match ambiguous(&e) {
             false => false,

@@ -106,11 +106,23 @@ fn read_actor() -> String {
     format!("{user}@{host}")
 }
 
-/// Test hook: `GRAPHMIG_TEST_CRASH=before-commit|after-commit` kills the process
-/// at that point, to prove crash recovery. Never set it in production.
+/// Test hooks, never set in production: `GRAPHMIG_TEST_CRASH=POINT` kills the
+/// process at that point (`before-commit`, `after-commit`, `after-data-commit`,
+/// `during-compensation`), to prove crash recovery; `GRAPHMIG_TEST_PAUSE=POINT`
+/// with `GRAPHMIG_TEST_PAUSE_FILE=PATH` stops there, writes `PATH.reached`, and
+/// goes on once `PATH` is removed, so that a test can fail the database at
+/// exactly that point.
 pub(super) fn crash_point(point: &str) {
     if std::env::var("GRAPHMIG_TEST_CRASH").is_ok_and(|p| p == point) {
         std::process::abort();
+    }
+    if std::env::var("GRAPHMIG_TEST_PAUSE").is_ok_and(|p| p == point)
+        && let Ok(file) = std::env::var("GRAPHMIG_TEST_PAUSE_FILE")
+    {
+        let _ = std::fs::write(format!("{file}.reached"), point);
+        while std::path::Path::new(&file).exists() {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
     }
 }
 
