@@ -825,7 +825,7 @@ fn people_census(db: &crate::support::Db) -> (Vec<String>, i64) {
 }
 
 #[test]
-fn the_database_killed_at_each_point_of_the_people_example_converges() {
+fn the_database_or_the_runner_killed_at_each_point_of_the_people_example_converges() {
     let build = crate::support::graphmig()
         .current_dir(crate::support::repo_root().join("examples/people"))
         .arg("build")
@@ -861,7 +861,13 @@ fn the_database_killed_at_each_point_of_the_people_example_converges() {
     ];
     let mut table = String::from("| fault | point | runs needed | result |\n|---|---|---|---|\n");
     let mut failures = Vec::new();
-    for (point, progress, at) in points {
+    for (point, progress, at, victim) in points.iter().flat_map(|&(point, progress, at)| {
+        [
+            ("database", point, progress, at),
+            ("runner", point, progress, at),
+        ]
+        .map(|(victim, point, progress, at)| (point, progress, at, victim))
+    }) {
         let private = PrivateServer::start();
         let db = crate::support::Db::fresh_on(private.server.clone());
         let dir = tempfile::tempdir().expect("tempdir");
@@ -882,9 +888,14 @@ fn the_database_killed_at_each_point_of_the_people_example_converges() {
             std::thread::sleep(Duration::from_millis(10));
         }
         let seen = db.query(progress)[0]["n"].as_i64().unwrap_or(0);
-        private.kill();
-        let _ = runner.wait();
-        private.resume();
+        if victim == "database" {
+            private.kill();
+            let _ = runner.wait();
+            private.resume();
+        } else {
+            runner.kill().expect("kill -9 the runner");
+            let _ = runner.wait();
+        }
         let mut runs = 0;
         for attempt in 1..=10 {
             if run_in(dir.path(), &db).status.success() {
@@ -908,7 +919,12 @@ fn the_database_killed_at_each_point_of_the_people_example_converges() {
         }
         let _ = writeln!(
             table,
-            "| database killed (kill -9), started again | {point}: {seen} of 10,000 seen | {runs} | {result} |"
+            "| {victim} killed (kill -9){} | {point}: {seen} of 10,000 seen | {runs} | {result} |",
+            if victim == "database" {
+                ", started again"
+            } else {
+                ""
+            }
         );
     }
     write_table(&table);

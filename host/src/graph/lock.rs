@@ -196,7 +196,18 @@ impl GraphDb {
                     if stop.load(Ordering::Relaxed) {
                         break;
                     }
-                    match db.refresh_lock(&fence, settings.ttl).await {
+                    // A refresh waits no longer than the lease has left: a runner
+                    // that cannot reach the database does not hold on past it.
+                    let left = Duration::from_millis((expires_at - now_ms()).max(0) as u64);
+                    let refreshed = tokio::time::timeout(
+                        left.max(every),
+                        db.refresh_lock(&fence, settings.ttl),
+                    )
+                    .await
+                    .unwrap_or_else(|_| {
+                        Err(db.database_error("refreshing the lock: no answer".into()))
+                    });
+                    match refreshed {
                         Ok(true) => expires_at = now_ms() + settings.ttl.as_millis() as i64,
                         Ok(false) => {
                             lost.store(true, Ordering::Relaxed);
