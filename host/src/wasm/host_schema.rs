@@ -242,6 +242,21 @@ impl GuestState {
                 "schema operations are not available while the host reads metadata".into(),
             )));
         };
+        // How to undo the step goes to the history database, for any runner,
+        // before the step runs: when the host knows it will create something.
+        // A statement that may find its element there already (a raw `IF NOT
+        // EXISTS`) is recorded after it ran, once the server said it added one:
+        // undoing it otherwise would drop what was there before.
+        if let (Some(undo), false) = (&undo, undo_if_added)
+            && let Err(e) = self
+                .record_intent(Some((IntentSteps::SchemaUndo, undo)))
+                .await
+        {
+            self.push_journal(entry.failed(started, &e.code, &e.message));
+            return Ok(Err(wit::SchemaError::Graph(
+                super::host_context::to_wit_error(&e),
+            )));
+        }
         match db.run_schema(&statement).await {
             Ok(counters) => {
                 entry.counters = crate::graph::describe_counters(&counters);
@@ -251,14 +266,13 @@ impl GuestState {
                     true => (None, "unchanged"),
                     false => (undo, "applied"),
                 };
-                // How to undo it goes to the history database, for any runner;
-                // if that fails, this runner undoes it with the rest.
-                let recorded = match &undo {
-                    Some(undo) => {
+                // If that fails, this runner undoes it with the rest.
+                let recorded = match (&undo, undo_if_added) {
+                    (Some(undo), true) => {
                         self.record_intent(Some((IntentSteps::SchemaUndo, undo)))
                             .await
                     }
-                    None => Ok(()),
+                    _ => Ok(()),
                 };
                 self.push_schema_step(SchemaStep {
                     statement: statement.clone(),
