@@ -693,15 +693,8 @@ impl PrivateServer {
 
     /// kill -9 of the server process.
     fn kill(&self) {
-        let home = std::env::var("GRAPHMIG_DEV_HOME")
-            .map(std::path::PathBuf::from)
-            .unwrap_or_else(|_| crate::support::repo_root().join(".dev"));
-        let pid = std::fs::read_to_string(
-            home.join("instances")
-                .join(&self.instance)
-                .join("server.pid"),
-        )
-        .expect("the server's pid file");
+        let pid =
+            std::fs::read_to_string(self.home().join("server.pid")).expect("the server's pid file");
         let killed = std::process::Command::new("kill")
             .args(["-9", pid.trim()])
             .status()
@@ -723,6 +716,17 @@ impl PrivateServer {
     }
 }
 
+impl PrivateServer {
+    /// Where the script keeps the instance (`.dev/instances/NAME`).
+    fn home(&self) -> std::path::PathBuf {
+        std::env::var("GRAPHMIG_DEV_HOME")
+            .map(std::path::PathBuf::from)
+            .unwrap_or_else(|_| crate::support::repo_root().join(".dev"))
+            .join("instances")
+            .join(&self.instance)
+    }
+}
+
 impl Drop for PrivateServer {
     fn drop(&mut self) {
         let _ = std::process::Command::new(Self::script())
@@ -730,6 +734,8 @@ impl Drop for PrivateServer {
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .status();
+        // Its databases go with it: every run of the suite starts new ones.
+        let _ = std::fs::remove_dir_all(self.home());
     }
 }
 
