@@ -209,63 +209,10 @@ fn stall_then_give_up(state: &ProxyState) -> bool {
     true
 }
 
-/// What a graph holds that a migration could have changed: user labels,
-/// relationship types and property keys with counts, constraint and index
-/// names; and graphmig's leftovers (intents, refactoring tags), which must be
-/// none.
+/// What `project`'s graph holds that a migration could have changed, and
+/// graphmig's leftovers ([`census_of`]).
 fn census(project: &Project) -> (Vec<String>, i64) {
-    let mut census = Vec::new();
-    for row in project
-        .db
-        .query("MATCH (n) UNWIND labels(n) AS l WITH l, count(*) AS c WHERE NOT l STARTS WITH '__Graphmig' RETURN l, c ORDER BY l")
-    {
-        census.push(format!("{}={}", row["l"].as_str().unwrap_or(""), row["c"]));
-    }
-    for row in project
-        .db
-        .query("MATCH ()-[r]->() WITH type(r) AS t, count(*) AS c RETURN t, c ORDER BY t")
-    {
-        census.push(format!("{}={}", row["t"].as_str().unwrap_or(""), row["c"]));
-    }
-    for row in project
-        .db
-        .query("MATCH (n) UNWIND keys(n) AS k WITH k, count(*) AS c RETURN k, c ORDER BY k")
-    {
-        census.push(format!(
-            "key {}={}",
-            row["k"].as_str().unwrap_or(""),
-            row["c"]
-        ));
-    }
-    for row in project
-        .db
-        .query("MATCH ()-[r]->() UNWIND keys(r) AS k WITH k, count(*) AS c RETURN k, c ORDER BY k")
-    {
-        census.push(format!(
-            "rel key {}={}",
-            row["k"].as_str().unwrap_or(""),
-            row["c"]
-        ));
-    }
-    for row in project
-        .db
-        .query("SHOW CONSTRAINTS YIELD name RETURN name ORDER BY name")
-    {
-        census.push(format!("constraint {}", row["name"].as_str().unwrap_or("")));
-    }
-    for row in project
-        .db
-        .query("SHOW INDEXES YIELD name RETURN name ORDER BY name")
-    {
-        census.push(format!("index {}", row["name"].as_str().unwrap_or("")));
-    }
-    let tags = project.db.query(
-        "MATCH (n) WHERE any(k IN keys(n) WHERE k STARTS WITH '_graphmig_r') RETURN count(n) AS n",
-    )[0]["n"]
-        .as_i64()
-        .unwrap_or(-1);
-    let leftovers = tags + project.history_db().count("__GraphmigAttempt");
-    (census, leftovers)
+    census_of(&project.db, project.history_db())
 }
 
 /// Whether `project` ended as a fault-free run does: the same census (`want`),
@@ -785,9 +732,11 @@ fn people_config(dir: &std::path::Path, db: &crate::support::Db) {
     .expect("config");
 }
 
-/// Labels, types and property keys with counts, constraints and indexes of
-/// `db`; and graphmig's leftovers there.
-fn people_census(db: &crate::support::Db) -> (Vec<String>, i64) {
+/// What a graph holds that a migration could have changed: user labels,
+/// relationship types and property keys with counts, constraint and index
+/// names of `db`; and graphmig's leftovers, which must be none: intents in
+/// `history` (the history database, or `db` itself) and refactoring tags.
+fn census_of(db: &crate::support::Db, history: &crate::support::Db) -> (Vec<String>, i64) {
     let mut census = Vec::new();
     for (query, what) in [
         (
@@ -823,7 +772,7 @@ fn people_census(db: &crate::support::Db) -> (Vec<String>, i64) {
             ));
         }
     }
-    let leftovers = db.count("__GraphmigAttempt")
+    let leftovers = history.count("__GraphmigAttempt")
         + db.query("MATCH (n) WHERE any(k IN keys(n) WHERE k STARTS WITH '_graphmig_r') RETURN count(n) AS n")[0]["n"]
             .as_i64()
             .unwrap_or(-1);
@@ -850,7 +799,7 @@ fn the_database_or_the_runner_killed_at_each_point_of_the_people_example_converg
             .expect("graphmig")
     };
     assert!(run_in(clean_dir.path(), &clean_db).status.success());
-    let (want, _) = people_census(&clean_db);
+    let (want, _) = census_of(&clean_db, &clean_db);
 
     // Where to kill: a query that counts progress, and the count to wait for.
     let points = [
@@ -910,7 +859,7 @@ fn the_database_or_the_runner_killed_at_each_point_of_the_people_example_converg
             }
             std::thread::sleep(Duration::from_secs(1));
         }
-        let (got, leftovers) = people_census(&db);
+        let (got, leftovers) = census_of(&db, &db);
         let result = if runs == 0 {
             "DID NOT CONVERGE".to_string()
         } else if got != want || leftovers != 0 {

@@ -112,9 +112,7 @@ impl Runner {
                         StepEnv {
                             db: Some(db.clone()),
                             datasets: datasets.clone(),
-                            batch_prefix: None,
-                            revertible_batches: Vec::new(),
-                            intent: None,
+                            ..StepEnv::default()
                         },
                     )
                     .await?;

@@ -119,9 +119,8 @@ impl Runner {
                         StepEnv {
                             db: Some(db.clone()),
                             datasets: datasets.clone(),
-                            batch_prefix: None,
                             revertible_batches,
-                            intent: None,
+                            ..StepEnv::default()
                         },
                     )
                     .await?,

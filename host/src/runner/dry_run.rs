@@ -69,9 +69,7 @@ impl Runner {
                     StepEnv {
                         db: Some(db.clone()),
                         datasets: datasets.clone(),
-                        batch_prefix: None,
-                        revertible_batches: Vec::new(),
-                        intent: None,
+                        ..StepEnv::default()
                     },
                     self.reporter.clone(),
                     migration.label(),

@@ -1,15 +1,16 @@
 //! Bringing the ledger level with the graph: interrupted attempts, synced history,
 //! history nodes graphmig did not write, and `repair`.
 
+use std::sync::Arc;
+
 use super::compensation::{delete_attempt_batches, settle_intent};
 use super::{Runner, actor, settle};
 use crate::chain::Chain;
-use crate::error::Error;
-use std::sync::Arc;
-
 use crate::config::LockSettings;
+use crate::error::Error;
 use crate::graph::GraphDb;
 use crate::graph::history::{Fence, HistoryDraft, HistoryEntry};
+use crate::graph::intent::Intent;
 use crate::journal::new_attempt_key;
 use crate::ledger::{
     Action, Attempt, CHAIN_ORIGIN, Outcome, SqliteLedger, State, fold_state, group_by_migration,
@@ -234,10 +235,14 @@ impl Runner {
     /// commit record are in the graph and the lock is free, takes it without
     /// waiting, settles them, and releases it. With the lock held (a runner may
     /// be at work on them), leaves them: `status` shows `compensation pending`.
-    pub(super) async fn finish_pending_compensation(&self, db: &Arc<GraphDb>) -> Result<(), Error> {
+    /// Returns the intents still left afterwards.
+    pub(super) async fn finish_pending_compensation(
+        &self,
+        db: &Arc<GraphDb>,
+    ) -> Result<Vec<Intent>, Error> {
         let intents = db.read_intents(&self.target()).await?;
         if intents.is_empty() {
-            return Ok(());
+            return Ok(intents);
         }
         let owner = format!("{}:{}/settle", actor(), std::process::id());
         let settings = LockSettings {
@@ -245,17 +250,17 @@ impl Runner {
             ..self.config.lock
         };
         let Ok(lock) = db.acquire_lock(&owner, settings, &|_| {}).await else {
-            return Ok(());
+            return Ok(intents);
         };
         let outcome = async {
             let ledger = SqliteLedger::open(&self.config.ledger_path)?;
             let history = db.read_history().await?;
             self.settle_intents(db, lock.fence(), &ledger, &history)
                 .await
-                .map(|_| ())
         }
         .await;
-        settle(outcome, lock.release(db).await)
+        // Settled, every intent is gone (one that is not fails the call).
+        settle(outcome, lock.release(db).await).map(|_| Vec::new())
     }
 
     /// Brings the ledger level with the graph (`graphmig sync`).

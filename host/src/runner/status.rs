@@ -65,9 +65,13 @@ impl Runner {
         };
         let db = std::sync::Arc::new(db);
         // A clean-up that fails again is shown, not fatal: status still reports.
-        if let Err(e) = self.finish_pending_compensation(&db).await {
-            self.reporter.warning(&e.to_string());
-        }
+        let pending = match self.finish_pending_compensation(&db).await {
+            Ok(left) => left,
+            Err(e) => {
+                self.reporter.warning(&e.to_string());
+                db.read_intents(&self.target()).await?
+            }
+        };
         if let Some(ledger) = &ledger {
             attempts = ledger.attempts(&self.target())?;
         }
@@ -93,7 +97,7 @@ impl Runner {
         let mut entries = status_entries(&chain, &with_graph_history(attempts, &history));
         // An attempt whose intent is still in the graph without a commit record
         // has work that committed on its own and is not undone yet.
-        for intent in db.read_intents(&self.target()).await? {
+        for intent in pending {
             if history.iter().any(|h| h.attempt_key == intent.draft.key) {
                 continue;
             }
