@@ -126,7 +126,20 @@ JSON
   # setsid: the server outlives the shell that started it (the demo leaves it up).
   # It writes log/ into its working folder: the instance's, not the caller's.
   cd "$dir"
-  setsid "$HOME_DIR/jre/bin/java" -Xms128m -Xmx1g \
+  # GRAPHMIG_BOLT_TLS=1: Bolt over TLS only, with a self-signed certificate
+  # for 127.0.0.1 made for this instance (clients use bolt+ssc://).
+  local tls=()
+  if [[ "${GRAPHMIG_BOLT_TLS:-}" == 1 ]]; then
+    if [[ ! -f "$dir/bolt.p12" ]]; then
+      "$HOME_DIR/jre/bin/keytool" -genkeypair -alias bolt -keyalg EC -groupname secp256r1 \
+        -dname "CN=127.0.0.1" -ext "SAN=IP:127.0.0.1,DNS:localhost" -validity 30 \
+        -storetype PKCS12 -keystore "$dir/bolt.p12" -storepass "$PASSWORD" >/dev/null 2>&1
+    fi
+    tls=(-Darcadedb.bolt.ssl=REQUIRED -Darcadedb.ssl.keyStore="$dir/bolt.p12"
+      -Darcadedb.ssl.keyStorePassword="$PASSWORD" -Darcadedb.ssl.trustStore="$dir/bolt.p12"
+      -Darcadedb.ssl.trustStorePassword="$PASSWORD")
+  fi
+  setsid "$HOME_DIR/jre/bin/java" -Xms128m -Xmx1g "${tls[@]}" \
     -Darcadedb.server.rootPath="$dir" \
     -Darcadedb.server.databaseDirectory="$dir/databases" \
     -Darcadedb.server.rootPassword="$PASSWORD" \

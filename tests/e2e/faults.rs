@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::support::{Project, states, text, write_table};
+use crate::support::{PrivateServer, Project, states, text, write_table};
 
 /// A Bolt COMMIT message, as one chunk: size 2, struct of no fields tagged 0x12,
 /// end of message.
@@ -576,113 +576,6 @@ fn of_two_racing_runners_the_survivor_finishes_what_the_killed_one_began() {
     );
     if let Err(why) = converged_as(&project, &want, &out) {
         panic!("{why}");
-    }
-}
-
-/// An ArcadeDB server of the test's own (the shared one cannot be killed),
-/// started by the project's script on free ports, stopped when dropped.
-struct PrivateServer {
-    instance: String,
-    server: crate::support::Server,
-}
-
-impl PrivateServer {
-    fn script() -> std::path::PathBuf {
-        crate::support::repo_root().join("scripts/arcadedb.sh")
-    }
-
-    fn free_port() -> u16 {
-        TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port()
-    }
-
-    fn run_script(&self, command: &str) {
-        let status = std::process::Command::new(Self::script())
-            .args([
-                command,
-                &self.instance,
-                &self.server.bolt_port.to_string(),
-                &self.server.http_port.to_string(),
-                "graphmig",
-            ])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .status()
-            .expect("scripts/arcadedb.sh");
-        assert!(
-            status.success(),
-            "scripts/arcadedb.sh {command} {} failed",
-            self.instance
-        );
-    }
-
-    fn start() -> PrivateServer {
-        let private = PrivateServer {
-            instance: {
-                static NEXT: AtomicUsize = AtomicUsize::new(0);
-                format!(
-                    "faults-{}-{}",
-                    std::process::id(),
-                    NEXT.fetch_add(1, Ordering::SeqCst)
-                )
-            },
-            server: crate::support::Server {
-                bolt_port: Self::free_port(),
-                http_port: Self::free_port(),
-                password: crate::support::server().password,
-            },
-        };
-        private.run_script("start");
-        private
-    }
-
-    /// kill -9 of the server process.
-    fn kill(&self) {
-        let pid =
-            std::fs::read_to_string(self.home().join("server.pid")).expect("the server's pid file");
-        let killed = std::process::Command::new("kill")
-            .args(["-9", pid.trim()])
-            .status()
-            .expect("kill");
-        assert!(killed.success(), "kill -9 {pid}");
-        // Until the process is gone, its ports are still bound.
-        while (std::process::Command::new("kill")
-            .args(["-0", pid.trim()])
-            .status())
-        .is_ok_and(|s| s.success())
-        {
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    /// Starts the killed server again on its data.
-    fn resume(&self) {
-        self.run_script("resume");
-    }
-}
-
-impl PrivateServer {
-    /// Where the script keeps the instance (`.dev/instances/NAME`).
-    fn home(&self) -> std::path::PathBuf {
-        std::env::var("GRAPHMIG_DEV_HOME")
-            .map(std::path::PathBuf::from)
-            .unwrap_or_else(|_| crate::support::repo_root().join(".dev"))
-            .join("instances")
-            .join(&self.instance)
-    }
-}
-
-impl Drop for PrivateServer {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new(Self::script())
-            .args(["stop", &self.instance])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .status();
-        // Its databases go with it: every run of the suite starts new ones.
-        let _ = std::fs::remove_dir_all(self.home());
     }
 }
 

@@ -15,5 +15,6 @@ mod polyglot;
 mod privileges;
 mod quickstart;
 mod recovery;
+mod relay;
 mod support;
 mod trust;

@@ -522,3 +522,124 @@ pub fn run_crashing_at(project: &Project, point: &str) -> Output {
         .output()
         .expect("run")
 }
+
+/// An ArcadeDB server of the test's own (the shared one cannot be killed),
+/// started by the project's script on free ports, stopped when dropped.
+pub struct PrivateServer {
+    instance: String,
+    /// GRAPHMIG_BOLT_TLS for the script: Bolt over TLS only.
+    tls: bool,
+    pub server: crate::support::Server,
+}
+
+impl PrivateServer {
+    fn script() -> std::path::PathBuf {
+        crate::support::repo_root().join("scripts/arcadedb.sh")
+    }
+
+    fn free_port() -> u16 {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port()
+    }
+
+    fn run_script(&self, command: &str) {
+        let status = std::process::Command::new(Self::script())
+            .args([
+                command,
+                &self.instance,
+                &self.server.bolt_port.to_string(),
+                &self.server.http_port.to_string(),
+                "graphmig",
+            ])
+            .env("GRAPHMIG_BOLT_TLS", if self.tls { "1" } else { "" })
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .expect("scripts/arcadedb.sh");
+        assert!(
+            status.success(),
+            "scripts/arcadedb.sh {command} {} failed",
+            self.instance
+        );
+    }
+
+    pub fn start() -> PrivateServer {
+        PrivateServer::start_with(false)
+    }
+
+    /// A server that speaks Bolt over TLS only, with a self-signed certificate.
+    pub fn start_tls() -> PrivateServer {
+        PrivateServer::start_with(true)
+    }
+
+    fn start_with(tls: bool) -> PrivateServer {
+        let private = PrivateServer {
+            tls,
+            instance: {
+                static NEXT: std::sync::atomic::AtomicUsize =
+                    std::sync::atomic::AtomicUsize::new(0);
+                format!(
+                    "private-{}-{}",
+                    std::process::id(),
+                    NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+                )
+            },
+            server: crate::support::Server {
+                bolt_port: Self::free_port(),
+                http_port: Self::free_port(),
+                password: crate::support::server().password,
+            },
+        };
+        private.run_script("start");
+        private
+    }
+
+    /// kill -9 of the server process.
+    pub fn kill(&self) {
+        let pid =
+            std::fs::read_to_string(self.home().join("server.pid")).expect("the server's pid file");
+        let killed = std::process::Command::new("kill")
+            .args(["-9", pid.trim()])
+            .status()
+            .expect("kill");
+        assert!(killed.success(), "kill -9 {pid}");
+        // Until the process is gone, its ports are still bound.
+        while (std::process::Command::new("kill")
+            .args(["-0", pid.trim()])
+            .status())
+        .is_ok_and(|s| s.success())
+        {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+
+    /// Starts the killed server again on its data.
+    pub fn resume(&self) {
+        self.run_script("resume");
+    }
+}
+
+impl PrivateServer {
+    /// Where the script keeps the instance (`.dev/instances/NAME`).
+    fn home(&self) -> std::path::PathBuf {
+        std::env::var("GRAPHMIG_DEV_HOME")
+            .map(std::path::PathBuf::from)
+            .unwrap_or_else(|_| crate::support::repo_root().join(".dev"))
+            .join("instances")
+            .join(&self.instance)
+    }
+}
+
+impl Drop for PrivateServer {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new(Self::script())
+            .args(["stop", &self.instance])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status();
+        // Its databases go with it: every run of the suite starts new ones.
+        let _ = std::fs::remove_dir_all(self.home());
+    }
+}

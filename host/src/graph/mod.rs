@@ -5,6 +5,7 @@ pub mod batch;
 pub mod history;
 pub mod intent;
 pub mod lock;
+pub mod relay;
 
 pub use neo4rs::summary::Counters;
 
@@ -31,6 +32,8 @@ pub fn describe_counters(c: &Counters) -> String {
         .collect::<Vec<_>>()
         .join(", ")
 }
+
+use std::sync::Arc;
 
 use neo4rs::{BoltType, ConfigBuilder, Graph, Txn};
 
@@ -156,6 +159,10 @@ fn debug_string_after(text: &str, key: &str) -> Option<String> {
 /// A connected graph database.
 pub struct GraphDb {
     graph: Graph,
+    /// What the driver's connections go through ([`relay`]); kept for as long
+    /// as the pools are.
+    _relay: relay::Relay,
+    relay_state: Arc<relay::RelayState>,
     /// The pool of the migration user, when one is configured: migrations' own
     /// transactions run on it, bookkeeping on `graph`.
     migration_graph: Option<Graph>,
@@ -185,8 +192,27 @@ impl GraphDb {
             database: settings.database.clone(),
             message,
         };
-        let config = pool_config(settings, &settings.user, settings.password.expose())
-            .map_err(|e| fail(redact(&e.to_string(), settings)))?;
+        let target = RelayTarget::parse(&settings.uri).map_err(&fail)?;
+        let (relay, relay_state) = relay::Relay::start(
+            &target.host,
+            target.port,
+            target.tls,
+            target.routing,
+            settings.connect_timeout,
+        )
+        .map_err(|e| {
+            fail(format!(
+                "cannot start graphmig's Bolt relay on 127.0.0.1: {e}"
+            ))
+        })?;
+        let driver_uri = target.driver_uri(relay.local_addr());
+        let config = pool_config(
+            settings,
+            &driver_uri,
+            &settings.user,
+            settings.password.expose(),
+        )
+        .map_err(|e| fail(redact(&e.to_string(), settings)))?;
         let probe = async {
             let graph = Graph::connect(config)?;
             // A transaction, unlike Graph::run, is not retried with backoff by the
@@ -219,10 +245,15 @@ impl GraphDb {
                 "no answer within {} s (is the server running and the URI right?)",
                 settings.connect_timeout.as_secs()
             ))),
-            Ok(Err(e)) => Err(fail(describe_connect_error(&e, settings))),
+            Ok(Err(e)) => Err(fail(match relay_state.take_upstream_error() {
+                // The driver only saw the relay close; the relay knows why.
+                Some(why) if matches!(e, neo4rs::Error::IOError { .. }) => why,
+                _ => describe_connect_error(&e, settings),
+            })),
             Ok(Ok((graph, components))) => {
+                // Through the relay, so that a TLS server is asked too.
                 let announced = agent::server_agent(
-                    &settings.uri,
+                    &driver_uri,
                     &settings.user,
                     settings.password.expose(),
                     settings.connect_timeout,
@@ -241,11 +272,13 @@ impl GraphDb {
                             Dialect::Neo4j5
                         });
                 let migration_graph = match &settings.migration_user {
-                    Some(user) => Some(connect_migration_user(settings, user).await?),
+                    Some(user) => Some(connect_migration_user(settings, &driver_uri, user).await?),
                     None => None,
                 };
                 Ok(GraphDb {
                     graph,
+                    _relay: relay,
+                    relay_state,
                     migration_graph,
                     settings: settings.clone(),
                     agent: announced.unwrap_or(components),
@@ -428,7 +461,104 @@ impl GraphDb {
                     _ => redact(&e.to_string(), &self.settings),
                 },
             })?;
-        Ok(GraphTxn { txn, failed: false })
+        Ok(GraphTxn {
+            txn,
+            failed: false,
+            relay: Arc::clone(&self.relay_state),
+        })
+    }
+}
+
+/// Sets the relay's cap for one statement and puts it back however the
+/// statement ends (a deadline drops the future mid-read).
+struct CapGuard(Arc<relay::RelayState>);
+
+impl CapGuard {
+    fn set(state: &Arc<relay::RelayState>, bytes: u64) -> CapGuard {
+        state.set_cap(bytes.min(relay::UNBOUNDED_CAP));
+        CapGuard(Arc::clone(state))
+    }
+}
+
+impl Drop for CapGuard {
+    fn drop(&mut self) {
+        self.0.reset_cap();
+    }
+}
+
+/// Where the relay connects and what the driver is told instead.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct RelayTarget {
+    host: String,
+    port: u16,
+    tls: relay::Tls,
+    routing: bool,
+    /// The URI's query (a `neo4j://` routing context), kept for the driver.
+    query: String,
+}
+
+impl RelayTarget {
+    fn parse(uri: &str) -> Result<RelayTarget, String> {
+        let (scheme, rest) = uri
+            .split_once("://")
+            .ok_or_else(|| format!("`{uri}` has no scheme"))?;
+        let (routing, tls) = match scheme {
+            "bolt" => (false, relay::Tls::Off),
+            "bolt+s" => (false, relay::Tls::Verified),
+            "bolt+ssc" => (false, relay::Tls::SelfSigned),
+            "neo4j" => (true, relay::Tls::Off),
+            "neo4j+s" => (true, relay::Tls::Verified),
+            "neo4j+ssc" => (true, relay::Tls::SelfSigned),
+            other => return Err(format!("the scheme `{other}://` is not supported")),
+        };
+        let (authority, query) = match rest.split_once('?') {
+            Some((a, q)) => (a, q.to_string()),
+            None => (rest, String::new()),
+        };
+        let authority = authority.trim_end_matches('/');
+        if authority.contains(['/', '@']) {
+            return Err(format!(
+                "`{uri}`: give host and port only (the user goes in GRAPHMIG_USER, the \
+                 database in [database] name)"
+            ));
+        }
+        let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
+            let (host, after) = v6
+                .split_once(']')
+                .ok_or_else(|| format!("`{uri}`: an unclosed `[`"))?;
+            (host.to_string(), after.strip_prefix(':').unwrap_or(""))
+        } else {
+            match authority.rsplit_once(':') {
+                Some((host, port)) => (host.to_string(), port),
+                None => (authority.to_string(), ""),
+            }
+        };
+        if host.is_empty() {
+            return Err(format!("`{uri}` names no host"));
+        }
+        let port = if port.is_empty() {
+            7687
+        } else {
+            port.parse()
+                .map_err(|_| format!("`{uri}`: `{port}` is not a port"))?
+        };
+        Ok(RelayTarget {
+            host,
+            port,
+            tls,
+            routing,
+            query,
+        })
+    }
+
+    /// The URI the driver connects to: plain Bolt to the relay.
+    fn driver_uri(&self, relay: std::net::SocketAddr) -> String {
+        let scheme = if self.routing { "neo4j" } else { "bolt" };
+        if self.query.is_empty() {
+            format!("{scheme}://{relay}")
+        } else {
+            format!("{scheme}://{relay}?{}", self.query)
+        }
     }
 }
 
@@ -494,11 +624,12 @@ fn redact(text: &str, settings: &DatabaseSettings) -> String {
 /// The driver configuration of a pool of `user` on the target database.
 fn pool_config(
     settings: &DatabaseSettings,
+    driver_uri: &str,
     user: &str,
     password: &str,
 ) -> Result<neo4rs::Config, neo4rs::Error> {
     ConfigBuilder::default()
-        .uri(settings.uri.as_str())
+        .uri(driver_uri)
         .user(user)
         .password(password)
         .db(settings.database.as_str())
@@ -513,6 +644,7 @@ fn pool_config(
 /// the target database, within the connect timeout.
 async fn connect_migration_user(
     settings: &DatabaseSettings,
+    driver_uri: &str,
     user: &crate::config::MigrationUser,
 ) -> Result<Graph, Error> {
     let fail = |message: String| Error::Connect {
@@ -526,7 +658,7 @@ async fn connect_migration_user(
             user.user
         )));
     }
-    let config = pool_config(settings, &user.user, user.password.expose())
+    let config = pool_config(settings, driver_uri, &user.user, user.password.expose())
         .map_err(|e| fail(redact(&e.to_string(), settings)))?;
     let probe = async {
         let graph = Graph::connect(config)?;
@@ -564,12 +696,16 @@ pub enum Overrun {
     Rows(u64),
     /// This many bytes had arrived.
     Bytes(u64),
+    /// The relay stopped records that would have cost the driver this many
+    /// bytes to decode, before the driver read them.
+    Undecoded(u64),
 }
 
 /// One open explicit transaction.
 pub struct GraphTxn {
     txn: Txn,
     failed: bool,
+    relay: Arc<relay::RelayState>,
 }
 
 impl std::fmt::Debug for GraphTxn {
@@ -629,15 +765,35 @@ impl GraphTxn {
         for (name, value) in params {
             q = q.param(&name, value);
         }
+        // What the driver will buffer of this result is bounded by the relay
+        // before it reads it; the rows the host keeps, here as they arrive.
+        let cap = CapGuard::set(&self.relay, budget.bytes);
         let failed = &mut self.failed;
+        let relay = &cap.0;
         let mut fail = |e: neo4rs::Error| {
             *failed = true;
-            GraphError::from_driver(&e)
+            match relay.take_cut() {
+                Some(relay::Cut::Weight { weight, .. }) => Ok(Overrun::Undecoded(weight)),
+                Some(cut @ relay::Cut::Malformed(_)) => Err(GraphError {
+                    kind: GraphErrorKind::Other,
+                    code: "graphmig.Malformed".into(),
+                    message: cut.to_string(),
+                }),
+                None => Err(GraphError::from_driver(&e)),
+            }
         };
-        let mut stream = self.txn.execute(q).await.map_err(&mut fail)?;
+        let mut stream = match self.txn.execute(q).await {
+            Ok(stream) => stream,
+            Err(e) => return fail(e).map(Err),
+        };
         let mut rows = Vec::new();
         let mut bytes = 0u64;
-        while let Some(row) = stream.next(self.txn.handle()).await.map_err(&mut fail)? {
+        loop {
+            let row = match stream.next(self.txn.handle()).await {
+                Ok(Some(row)) => row,
+                Ok(None) => break,
+                Err(e) => return fail(e).map(Err),
+            };
             let map: std::collections::HashMap<String, BoltType> =
                 row.to().map_err(|e| GraphError {
                     kind: GraphErrorKind::Other,
@@ -659,7 +815,10 @@ impl GraphTxn {
                 return Ok(Err(overrun));
             }
         }
-        let summary = stream.finish(self.txn.handle()).await.map_err(&mut fail)?;
+        let summary = match stream.finish(self.txn.handle()).await {
+            Ok(summary) => summary,
+            Err(e) => return fail(e).map(Err),
+        };
         Ok(Ok((rows, *summary.stats(), bytes)))
     }
 

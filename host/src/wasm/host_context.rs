@@ -749,6 +749,23 @@ impl context::Host for GuestState {
                 let (rows, bytes) = match overrun {
                     crate::graph::Overrun::Rows(n) => (n, 0),
                     crate::graph::Overrun::Bytes(n) => (0, n),
+                    crate::graph::Overrun::Undecoded(weight) => {
+                        self.push_journal(entry.failed(
+                            started,
+                            "graphmig.LimitExceeded",
+                            "the result passed a limit; graphmig stopped it before reading it",
+                        ));
+                        return Err(Self::limit(
+                            Limit::ResultBytes,
+                            format!(
+                                "the server was sending records that would take {weight} bytes \
+                                 or more to decode, and {} bytes of the limit remain; graphmig \
+                                 stopped them before reading them (return fewer values per row, \
+                                 or raise the limit)",
+                                budget.bytes
+                            ),
+                        ));
+                    }
                 };
                 self.push_journal(entry.failed(
                     started,
