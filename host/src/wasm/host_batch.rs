@@ -410,6 +410,10 @@ impl BatchWriter {
 /// How long past the deadline the host waits for a batch chunk in flight.
 pub(super) const SETTLE_GRACE: Duration = Duration::from_millis(250);
 
+/// How long the host waits for the answer to a chunk's COMMIT sent just before
+/// its cut-off.
+const COMMIT_PATIENCE: Duration = Duration::from_secs(10);
+
 /// A chunk handed to the database whose outcome nobody has collected yet: at
 /// most one at a time, so chunks (a merge's above all) apply in order.
 #[derive(Debug)]
@@ -537,11 +541,15 @@ impl GuestState {
 
     /// After the guest's call, however it ended: waits for the chunk still in
     /// flight, so that its rows are counted in its batch before anything is
-    /// kept or deleted, until the deadline and [`SETTLE_GRACE`] after it. A
-    /// chunk still running then is given up: its connection closes before its
-    /// COMMIT was sent, so the server rolls it back.
+    /// kept or deleted. A chunk gives itself up at the deadline and
+    /// [`SETTLE_GRACE`] after it unless its COMMIT went out before; then its
+    /// answer is waited for, up to [`COMMIT_PATIENCE`] more: deleting the batch
+    /// before a COMMIT lands would leave the chunk's rows behind. Only a server
+    /// that answers nothing that long is given up on.
     pub(super) async fn settle_batches(&mut self) {
-        let patience = self.deadline().saturating_duration_since(Instant::now()) + SETTLE_GRACE;
+        let patience = self.deadline().saturating_duration_since(Instant::now())
+            + SETTLE_GRACE
+            + COMMIT_PATIENCE;
         if tokio::time::timeout(patience, self.collect_chunk())
             .await
             .is_err()
@@ -624,15 +632,39 @@ impl GuestState {
                     .get_or_insert_with(|| e.clone());
                 return Ok(Err(e));
             }
+            // The chunk decides by itself whether it may still commit: a COMMIT
+            // sent is a COMMIT the server may carry out whatever the host does
+            // next, so none goes out past the cut-off, and the host waits for
+            // one that went out before it deletes the batch.
+            let cutoff = self.deadline() + SETTLE_GRACE;
             tokio::spawn(async move {
                 let started = Instant::now();
+                let late = || GraphError {
+                    kind: GraphErrorKind::Other,
+                    code: "graphmig.Deadline".into(),
+                    message: "the chunk was still being written at the deadline; it was not \
+                              committed"
+                        .into(),
+                };
                 let result = async {
-                    let mut txn = db.begin().await.map_err(|e| GraphError {
-                        kind: GraphErrorKind::Other,
-                        code: "graphmig.Database".into(),
-                        message: e.to_string(),
-                    })?;
-                    let counters = txn.run_discarding(&cypher, params).await?;
+                    let write = async {
+                        let mut txn = db.begin().await.map_err(|e| GraphError {
+                            kind: GraphErrorKind::Other,
+                            code: "graphmig.Database".into(),
+                            message: e.to_string(),
+                        })?;
+                        let counters = txn.run_discarding(&cypher, params).await?;
+                        Ok::<_, GraphError>((txn, counters))
+                    };
+                    // Given up before COMMIT, the transaction goes back to
+                    // the pool unfinished, which resets it: nothing commits.
+                    let (txn, counters) = tokio::time::timeout_at(cutoff.into(), write)
+                        .await
+                        .map_err(|_| late())??;
+                    if Instant::now() >= cutoff {
+                        let _ = txn.rollback().await;
+                        return Err(late());
+                    }
                     txn.commit().await?;
                     Ok(counters)
                 }
