@@ -15,6 +15,17 @@ pub struct ScriptStatement {
     pub line: u32,
 }
 
+/// How a Cypher file's statements commit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TransactionMode {
+    /// All in the migration's one transaction (the default).
+    #[default]
+    PerMigration,
+    /// Each statement commits on its own, recorded with its hash; a failed
+    /// migration resumes at the failed statement.
+    PerStatement,
+}
+
 /// A parsed Cypher file.
 #[derive(Debug, Clone)]
 pub struct CypherScript {
@@ -22,7 +33,12 @@ pub struct CypherScript {
     pub path: PathBuf,
     /// Its statements, in order.
     pub statements: Vec<ScriptStatement>,
+    /// From the header directive `// graphmig: transaction = ...`.
+    pub transaction: TransactionMode,
 }
+
+/// The prefix of a directive line: `// graphmig: key = value`.
+const DIRECTIVE: &str = "graphmig:";
 
 impl CypherScript {
     /// Parses the text of the file at `path`.
@@ -39,9 +55,17 @@ impl CypherScript {
                 message: "the file has no statements".into(),
             });
         }
+        let transaction = directives(text, statements[0].line).map_err(|(line, message)| {
+            Error::InvalidCypherFile {
+                path: path.to_path_buf(),
+                line,
+                message,
+            }
+        })?;
         Ok(CypherScript {
             path: path.to_path_buf(),
             statements,
+            transaction,
         })
     }
 
@@ -180,6 +204,54 @@ fn split(text: &str) -> Result<Vec<ScriptStatement>, (u32, String)> {
     Ok(statements)
 }
 
+/// Reads the `// graphmig: key = value` lines of the header (the comment
+/// lines before `first_statement`). A directive further down, an unknown key
+/// or value is an error: a mode the host did not understand is not ignored.
+fn directives(text: &str, first_statement: u32) -> Result<TransactionMode, (u32, String)> {
+    let mut mode = TransactionMode::default();
+    for (number, line) in (1u32..).zip(text.lines()) {
+        let Some(comment) = line.trim_start().strip_prefix("//") else {
+            continue;
+        };
+        let Some(directive) = comment.trim_start().strip_prefix(DIRECTIVE) else {
+            continue;
+        };
+        if number >= first_statement {
+            return Err((
+                number,
+                "a `// graphmig:` directive belongs in the header, before the first statement"
+                    .into(),
+            ));
+        }
+        let (key, value) = directive
+            .split_once('=')
+            .map(|(k, v)| (k.trim(), v.trim()))
+            .ok_or_else(|| {
+                (
+                    number,
+                    format!("`{}` is not `key = value`", directive.trim()),
+                )
+            })?;
+        match (key, value) {
+            ("transaction", "per-migration") => mode = TransactionMode::PerMigration,
+            ("transaction", "per-statement") => mode = TransactionMode::PerStatement,
+            ("transaction", other) => {
+                return Err((
+                    number,
+                    format!("transaction = `{other}`: use per-migration or per-statement"),
+                ));
+            }
+            (other, _) => {
+                return Err((
+                    number,
+                    format!("unknown directive `{other}` (known: transaction)"),
+                ));
+            }
+        }
+    }
+    Ok(mode)
+}
+
 /// Whether only blanks, or blanks and a `//` comment, follow on this line.
 fn ends_line(rest: &[char]) -> bool {
     for (at, c) in rest.iter().enumerate() {
@@ -245,6 +317,42 @@ mod tests {
         assert!(text.contains("V1__x.cypher:3"), "{text}");
         let err = CypherScript::parse(path, "RETURN 1;\n/* open\n").expect_err("comment");
         assert!(err.to_string().contains("V1__x.cypher:2"), "{err}");
+    }
+
+    #[test]
+    fn reads_the_transaction_directive_of_the_header_and_refuses_others() {
+        let path = Path::new("V1__x.cypher");
+        let parse = |text: &str| CypherScript::parse(path, text);
+        let script = parse("// graphmig: transaction = per-statement\nRETURN 1;\n").expect("ok");
+        assert_eq!(script.transaction, TransactionMode::PerStatement);
+        let script = parse("//graphmig:transaction=per-migration\nRETURN 1;\n").expect("ok");
+        assert_eq!(script.transaction, TransactionMode::PerMigration);
+        assert_eq!(
+            parse("RETURN 1;\n").expect("ok").transaction,
+            TransactionMode::PerMigration
+        );
+        for (text, line, words) in [
+            (
+                "// graphmig: transaction = sometimes\nRETURN 1;\n",
+                1,
+                "sometimes",
+            ),
+            (
+                "// graphmig: isolation = serial\nRETURN 1;\n",
+                1,
+                "unknown directive",
+            ),
+            (
+                "RETURN 1;\n// graphmig: transaction = per-statement\nRETURN 2;\n",
+                2,
+                "header",
+            ),
+            ("// graphmig: per-statement\nRETURN 1;\n", 1, "key = value"),
+        ] {
+            let err = parse(text).expect_err(text).to_string();
+            assert!(err.contains(&format!("V1__x.cypher:{line}")), "{err}");
+            assert!(err.contains(words), "{err}");
+        }
     }
 
     #[test]

@@ -8,6 +8,7 @@ mod down;
 mod failures;
 mod faults;
 mod hostile;
+mod large_data;
 mod memory;
 mod people;
 mod policy;

@@ -5,6 +5,7 @@ pub mod batch;
 pub mod history;
 pub mod intent;
 pub mod lock;
+pub mod progress;
 pub mod relay;
 
 pub use neo4rs::summary::Counters;
@@ -325,6 +326,31 @@ impl GraphDb {
                 other => return other,
             }
         }
+    }
+
+    /// Runs one statement in an implicit (auto-commit) transaction as the
+    /// migration user, as `CALL { ... } IN TRANSACTIONS` must run: the server
+    /// commits its inner transactions as it goes. Rows are not read.
+    ///
+    /// neo4rs retries a statement run this way when the server calls its
+    /// failure transient; graphmig only sends it this way for `IN
+    /// TRANSACTIONS`, whose committed inner transactions a retry would repeat,
+    /// which the README says.
+    pub async fn run_autocommit(
+        &self,
+        query: &str,
+        params: Vec<(String, BoltType)>,
+    ) -> Result<Counters, GraphError> {
+        let graph = self.migration_graph.as_ref().unwrap_or(&self.graph);
+        let mut q = neo4rs::query(query);
+        for (name, value) in params {
+            q = q.param(&name, value);
+        }
+        graph
+            .run_on(self.settings.database.as_str(), q)
+            .await
+            .map(|summary| *summary.stats())
+            .map_err(|e| GraphError::from_driver(&e))
     }
 
     /// The live constraints and the indexes no constraint owns.

@@ -77,10 +77,20 @@ pub struct Classification {
     pub load_csv: Vec<String>,
     /// Number of statements in the text (at most one passes the check).
     pub statements: usize,
+    /// `CALL { ... } IN TRANSACTIONS`, which commits on its own (auto-commit).
+    pub in_transactions: Option<InTransactions>,
     reserved: Vec<(String, usize)>,
     computed_csv: Option<usize>,
-    in_transactions: Option<usize>,
     positions: Vec<(String, usize)>,
+}
+
+/// A `CALL { ... } IN TRANSACTIONS` found in a statement.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InTransactions {
+    /// Where it starts (a byte offset).
+    pub at: usize,
+    /// Its `ON ERROR` mode, uppercased (`CONTINUE`, `BREAK`, `FAIL`), if given.
+    pub on_error: Option<String>,
 }
 
 /// Why a statement was denied: the rule and what triggered it.
@@ -88,7 +98,7 @@ pub struct Classification {
 pub struct Denial {
     /// The rule's name: `unparsed`, `multiple-statements`, `reserved`,
     /// `dynamic-label`, `admin`, `write`, `schema`, `read`, `load-csv`,
-    /// `procedure`, `function`, `in-transactions`.
+    /// `procedure`, `function`.
     pub rule: &'static str,
     /// What matched, and where.
     pub detail: String,
@@ -467,16 +477,6 @@ impl Policy {
             return Err(Denial::new(
                 "admin",
                 format!("`{clause}` administers the server"),
-            ));
-        }
-        if let Some(at) = classification.in_transactions {
-            return Err(Denial::new(
-                "in-transactions",
-                format!(
-                    "`CALL {{ ... }} IN TRANSACTIONS` at {} commits on its own, outside the \
-                     migration's transaction; graphmig does not run it inside a migration",
-                    position(query, at)
-                ),
             ));
         }
         for class in [Class::Schema, Class::Write, Class::LoadCsv, Class::Read] {

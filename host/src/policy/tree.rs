@@ -30,8 +30,8 @@ pub(crate) struct Findings {
     pub load_csv: Vec<Result<StringValue, usize>>,
     /// Reserved names used, with their positions.
     pub reserved: Vec<(String, usize)>,
-    /// `CALL { ... } IN TRANSACTIONS`, by position.
-    pub in_transactions: Option<usize>,
+    /// `CALL { ... } IN TRANSACTIONS`: where, and its `ON ERROR` mode.
+    pub in_transactions: Option<super::InTransactions>,
     /// Number of statements.
     pub statements: usize,
 }
@@ -230,7 +230,22 @@ impl Walk<'_> {
             | K::FOREACH_CLAUSE => self.out.writes = true,
             K::IN_TRANSACTIONS => {
                 self.out.writes = true;
-                self.out.in_transactions.get_or_insert(at);
+                // The grammar reads `ON ERROR` and one word after it; any
+                // other form is an error node, refused above.
+                let words: Vec<String> = node
+                    .text()
+                    .to_string()
+                    .split_whitespace()
+                    .map(str::to_ascii_uppercase)
+                    .collect();
+                let on_error = words
+                    .iter()
+                    .position(|w| w == "ERROR")
+                    .and_then(|i| words.get(i + 1))
+                    .cloned();
+                self.out
+                    .in_transactions
+                    .get_or_insert(super::InTransactions { at, on_error });
             }
             K::USE_CLAUSE => self.out.admin.push("USE".into()),
             K::SHOW_CLAUSE => {

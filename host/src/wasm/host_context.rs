@@ -425,6 +425,78 @@ impl GuestState {
 }
 
 impl GuestState {
+    /// `CALL { ... } IN TRANSACTIONS`: in an implicit transaction of its own,
+    /// beside the migration's (which stays open), where the target can run
+    /// the form given; never in a dry run, since what it commits stays.
+    async fn run_in_transactions(
+        &mut self,
+        index: u32,
+        query: &str,
+        params: Vec<(String, neo4rs::BoltType)>,
+        form: &crate::policy::InTransactions,
+        mut entry: JournalEntry,
+        started: Instant,
+    ) -> wasmtime::Result<Result<types::QueryResult, types::GraphError>> {
+        let Some(db) = self.db() else {
+            let error = Self::host_error(
+                "graphmig.NoTransaction",
+                types::GraphErrorKind::Forbidden,
+                "run-cypher is not available while the host reads metadata".into(),
+            );
+            self.push_journal(entry.failed(started, &error.code, &error.message));
+            return Ok(Err(error));
+        };
+        let dialect = db.dialect();
+        if let Some(why) = in_transactions_unsupported(dialect, form.on_error.as_deref()) {
+            let error = Self::host_error("graphmig.Unsupported", types::GraphErrorKind::Other, why);
+            self.doom(index, query, &error.code, &error.message);
+            self.push_journal(entry.failed(started, &error.code, &error.message));
+            return Ok(Err(error));
+        }
+        if self.mode == super::Mode::DryRun {
+            self.push_journal(entry.finish(
+                started,
+                StatementOutcome::Skipped,
+                Some("graphmig.DryRun"),
+                Some("CALL { ... } IN TRANSACTIONS commits on its own: not run in a dry run"),
+                0,
+            ));
+            return Ok(Ok(types::QueryResult { rows: Vec::new() }));
+        }
+        tracing::debug!(migration = %self.label, statement = index, "run-cypher in transactions (auto-commit)");
+        let (deadline, allowed) = (self.deadline, self.settings.limits.deadline);
+        let run = tokio::time::timeout_at(deadline.into(), db.run_autocommit(query, params));
+        let outcome = match run.await {
+            Ok(outcome) => outcome,
+            Err(_elapsed) => return Err(deadline_trap(allowed)),
+        };
+        match outcome {
+            Ok(counters) => {
+                entry.counters = format!(
+                    "{} (auto-commit: committed by the server as it ran)",
+                    crate::graph::describe_counters(&counters)
+                );
+                self.push_journal(entry.finish(started, StatementOutcome::Ok, None, None, 0));
+                Ok(Ok(types::QueryResult { rows: Vec::new() }))
+            }
+            Err(error) => {
+                // Its inner transactions committed up to the failure and stay;
+                // the migration fails, and the message says so.
+                let message = format!(
+                    "{} (the inner transactions committed before the failure stay: \
+                     `IN TRANSACTIONS` commits as it goes)",
+                    error.message
+                );
+                self.doom(index, query, &error.code, &message);
+                self.push_journal(entry.failed(started, &error.code, &message));
+                Ok(Err(types::GraphError {
+                    message,
+                    ..to_wit_error(&error)
+                }))
+            }
+        }
+    }
+
     /// Runs the statements of a Cypher migration in order, each the way a
     /// component's `run-cypher` would (schema statements as schema steps), and
     /// stops at the first that fails, naming its file and line.
@@ -432,8 +504,57 @@ impl GuestState {
         &mut self,
         script: &crate::cypher_script::CypherScript,
     ) -> wasmtime::Result<Result<(), crate::error::FailureCause>> {
+        use crate::cypher_script::TransactionMode;
         self.discard_rows = true;
-        for statement in &script.statements {
+        let per_statement = script.transaction == TransactionMode::PerStatement;
+        // What earlier attempts committed, statement by statement: read in the
+        // migration's transaction, from the markers they committed with.
+        let migration = self.intent.as_ref().map(|i| i.migration.clone());
+        let committed = match (&migration, per_statement, self.txn.as_mut()) {
+            (Some(migration), true, Some(txn)) => match txn.read_progress(migration).await {
+                Ok(done) => done,
+                Err(e) => {
+                    return Ok(Err(crate::error::FailureCause::Statement(
+                        FailedStatement {
+                            index: 0,
+                            location: Some(script.location(&script.statements[0])),
+                            query: String::new(),
+                            code: e.code,
+                            message: e.message,
+                        },
+                    )));
+                }
+            },
+            _ => Default::default(),
+        };
+        for (number, statement) in (1u32..).zip(&script.statements) {
+            let hash = statement_hash(&statement.text);
+            if let Some(recorded) = committed.get(&number) {
+                if *recorded != hash {
+                    return Ok(Err(crate::error::FailureCause::Statement(
+                        FailedStatement {
+                            index: number,
+                            location: Some(script.location(statement)),
+                            query: statement.text.clone(),
+                            code: "graphmig.EditedStatement".into(),
+                            message: format!(
+                                "statement {number} committed in an earlier attempt (per-statement \
+                             mode) and has been edited since; put it back as it was, and write \
+                             the change as a new statement or a new migration"
+                            ),
+                        },
+                    )));
+                }
+                let mut entry = JournalEntry::new(number, &statement.text, String::new());
+                self.push_journal(entry.finish(
+                    Instant::now(),
+                    StatementOutcome::Skipped,
+                    Some("graphmig.Committed"),
+                    Some("committed by an earlier attempt (per-statement mode)"),
+                    0,
+                ));
+                continue;
+            }
             let schema = crate::policy::classify(&statement.text)
                 .is_ok_and(|c| c.classes.contains(&crate::policy::Class::Schema));
             let failure = if schema {
@@ -451,7 +572,22 @@ impl GuestState {
                     .err()
                     .map(|e| (e.code, e.message))
             };
-            if let Some((code, message)) = failure {
+            let failure = match failure {
+                None if per_statement && self.mode == super::Mode::Apply => self
+                    .commit_statement(migration.as_deref(), number, &hash)
+                    .await
+                    .err()
+                    .map(|e| (e.code, e.message)),
+                other => other,
+            };
+            if let Some((code, mut message)) = failure {
+                if per_statement && number > 1 {
+                    message.push_str(&format!(
+                        " (per-statement mode: statements 1 to {} committed and stay; the next \
+                         `graphmig run` resumes at statement {number})",
+                        number - 1
+                    ));
+                }
                 return Ok(Err(crate::error::FailureCause::Statement(
                     FailedStatement {
                         index: self.statements(),
@@ -463,8 +599,96 @@ impl GuestState {
                 )));
             }
         }
+        // The markers go with the transaction that records the migration.
+        if per_statement
+            && let (Some(migration), Some(txn)) = (&migration, self.txn.as_mut())
+            && let Err(e) = txn.clear_progress(migration).await
+        {
+            return Ok(Err(crate::error::FailureCause::Commit {
+                code: e.code,
+                message: e.message,
+            }));
+        }
         Ok(Ok(()))
     }
+
+    /// Per-statement mode: commits the statement that just ran with its
+    /// marker, and opens the next transaction. Its schema steps become part of
+    /// what committed: never undone when a later statement fails, and taken out
+    /// of the attempt's intent first (a crash in between then leaves a step
+    /// that is there without its marker, which the next run reports, rather
+    /// than a marker whose step was undone).
+    async fn commit_statement(
+        &mut self,
+        migration: Option<&str>,
+        number: u32,
+        hash: &str,
+    ) -> Result<(), GraphError> {
+        let (Some(migration), Some(db)) = (migration, self.db()) else {
+            return Err(GraphError::from_code(
+                "graphmig.NoTransaction",
+                "per-statement mode needs the database",
+            ));
+        };
+        let attempt = self.batch_prefix.clone().unwrap_or_default();
+        if self.intent_recorded
+            && let Some(intent) = &self.intent
+        {
+            db.drop_intent(&intent.key).await?;
+            self.intent_recorded = false;
+        }
+        for step in &mut self.schema_steps {
+            if step.outcome == "applied" {
+                step.outcome = "committed".into();
+            }
+        }
+        let Some(mut txn) = self.txn.take() else {
+            return Err(GraphError::from_code(
+                "graphmig.NoTransaction",
+                "the migration's transaction was lost",
+            ));
+        };
+        if let Err(e) = txn.write_progress(migration, number, hash, &attempt).await {
+            let _ = txn.rollback().await;
+            return Err(e);
+        }
+        txn.commit().await?;
+        let next = db.begin().await.map_err(GraphError::database)?;
+        self.txn = Some(next);
+        Ok(())
+    }
+}
+
+/// The hash a per-statement marker keeps of a statement's text.
+fn statement_hash(text: &str) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(text.as_bytes()))
+}
+
+/// Why `dialect` cannot run `CALL { ... } IN TRANSACTIONS` with `on_error`,
+/// if it cannot. ArcadeDB (measured on 26.10) accepts `ON ERROR CONTINUE` and
+/// `BREAK` but fails at the first error all the same: refused rather than
+/// passed through; Neo4j 4.4 has no `ON ERROR` at all.
+pub(super) fn in_transactions_unsupported(
+    dialect: crate::schema::Dialect,
+    on_error: Option<&str>,
+) -> Option<String> {
+    use crate::schema::Dialect;
+    let mode = on_error?;
+    let supported = match dialect {
+        Dialect::Neo4j5 => true,
+        Dialect::ArcadeDb => mode == "FAIL",
+        Dialect::Neo4j44 => false,
+    };
+    (!supported).then(|| {
+        format!(
+            "the {} target does not carry out `IN TRANSACTIONS ... ON ERROR {mode}`; leave `ON ERROR` \
+             out (the statement then stops at the first failure), or write the backfill \
+             as graphmig's batch operations, which commit chunk by chunk and report each \
+             failure",
+            dialect.as_str()
+        )
+    })
 }
 
 /// The deadline trap, once `at` has passed; `limit` is the configured time.
@@ -656,6 +880,12 @@ impl context::Host for GuestState {
                 0,
             ));
             return Ok(Ok(types::QueryResult { rows: Vec::new() }));
+        }
+
+        if let Some(in_transactions) = &classification.in_transactions {
+            return self
+                .run_in_transactions(index, &query, bolt_params, in_transactions, entry, started)
+                .await;
         }
 
         let Some(mut txn) = self.txn.take() else {
