@@ -495,20 +495,28 @@ impl GraphDb {
     }
 }
 
-/// Sets the relay's cap for one statement and puts it back however the
-/// statement ends (a deadline drops the future mid-read).
-struct CapGuard(Arc<relay::RelayState>);
+/// Sets the relay's cap for one bounded statement (a migration's) and puts
+/// it back however the statement ends (a deadline drops the future mid-read).
+/// The host's own unbounded statements leave the cap alone: the lock's
+/// heartbeat, reading on another connection while a migration's statement
+/// runs, must not lift that statement's cap when it ends.
+struct CapGuard(Option<Arc<relay::RelayState>>);
 
 impl CapGuard {
     fn set(state: &Arc<relay::RelayState>, bytes: u64) -> CapGuard {
-        state.set_cap(bytes.min(relay::UNBOUNDED_CAP));
-        CapGuard(Arc::clone(state))
+        if bytes >= relay::UNBOUNDED_CAP {
+            return CapGuard(None);
+        }
+        state.set_cap(bytes);
+        CapGuard(Some(Arc::clone(state)))
     }
 }
 
 impl Drop for CapGuard {
     fn drop(&mut self) {
-        self.0.reset_cap();
+        if let Some(state) = &self.0 {
+            state.reset_cap();
+        }
     }
 }
 
@@ -793,9 +801,9 @@ impl GraphTxn {
         }
         // What the driver will buffer of this result is bounded by the relay
         // before it reads it; the rows the host keeps, here as they arrive.
-        let cap = CapGuard::set(&self.relay, budget.bytes);
+        let _cap = CapGuard::set(&self.relay, budget.bytes);
         let failed = &mut self.failed;
-        let relay = &cap.0;
+        let relay = &self.relay;
         let mut fail = |e: neo4rs::Error| {
             *failed = true;
             match relay.take_cut() {
