@@ -203,6 +203,46 @@ func (c *Context) RenameLabel(from, to string) (uint64, error) {
 	return counted(ctxwit.RenameLabel(from, to))
 }
 
+// Backfill describes a backfill for Context.Backfill: the host pages through
+// the Label nodes by Key (bounded to those present when it begins) and runs
+// Write on each chunk ($batch: the chunk's keys, $cursor: the last key of the
+// chunk before), each chunk committed on its own with a checkpoint. A later
+// attempt resumes at the last checkpoint, by Name.
+type Backfill struct {
+	Name   string
+	Label  string
+	Key    string
+	Write  string
+	Filter string
+	// ChunkSize is the number of keys per chunk; 0 takes [backfill] chunk-size.
+	ChunkSize uint32
+}
+
+// BackfillReport says what a backfill did, this attempt and earlier ones together.
+type BackfillReport struct {
+	Rows         uint64
+	Chunks       uint32
+	ResumedAfter uint32
+	Total        uint64
+}
+
+// Backfill runs a backfill; see the Backfill type.
+func (c *Context) Backfill(b Backfill) (BackfillReport, error) {
+	r := ctxwit.Backfill(ctxwit.BackfillSpec{
+		Name:      b.Name,
+		Label:     b.Label,
+		Key:       b.Key,
+		Filter:    b.Filter,
+		Write:     b.Write,
+		ChunkSize: b.ChunkSize,
+	})
+	if r.IsErr() {
+		return BackfillReport{}, graphError(r.Err())
+	}
+	ok := r.Ok()
+	return BackfillReport{Rows: ok.Rows, Chunks: ok.Chunks, ResumedAfter: ok.ResumedAfter, Total: ok.Total}, nil
+}
+
 // RenameType renames a relationship type; returns how many changed.
 func (c *Context) RenameType(from, to string) (uint64, error) {
 	return counted(ctxwit.RenameType(from, to))

@@ -296,6 +296,12 @@ export class Context {
   /** The live constraints and indexes (indexes owned by a constraint are left out). */
   schema(): Array<Constraint | Index>;
 
+  /**
+   * Runs a backfill: the host pages through the `label` nodes by `key` and runs `write`
+   * on each chunk (`$batch`, `$cursor`), each committed with a checkpoint; a later
+   * attempt resumes at the last checkpoint, by `name`.
+   */
+  backfill(name: string, options: BackfillOptions): BackfillReport;
   /** Renames a node label everywhere; returns how many nodes changed. */
   renameLabel(from: string, to: string): number;
   /** Renames a relationship type everywhere; returns how many relationships changed. */
@@ -348,3 +354,25 @@ export interface Lifecycle {
 
 /** The lifecycle export for a migration module (used by the generated entry.js). */
 export function lifecycleFor(module: MigrationModule | { default: MigrationModule }): Lifecycle;
+
+/** What `ctx.backfill` pages through and writes. */
+export interface BackfillOptions {
+  /** The label of the nodes to page through. */
+  label: string;
+  /** The property to page by: unique, of one type, indexed for speed. */
+  key: string;
+  /** The write, run once per chunk with `$batch` (the keys) and `$cursor`. */
+  write: string;
+  /** A condition on `n`, the node. */
+  filter?: string;
+  /** Keys per chunk (default: `[backfill] chunk-size`). */
+  chunkSize?: number;
+}
+
+/** What a backfill did, this attempt and the earlier ones together. */
+export interface BackfillReport {
+  rows: number;
+  chunks: number;
+  resumedAfter: number;
+  total: number;
+}

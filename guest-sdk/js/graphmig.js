@@ -49,6 +49,7 @@ import {
   openMergeNodes as hostOpenMergeNodes,
   openCreateRelationships as hostOpenCreateRelationships,
   deleteBatch as hostDeleteBatch,
+  backfill as hostBackfill,
   log as hostLog,
   readDataset as hostReadDataset,
 } from "graphmig:migration/context@0.1.0";
@@ -875,6 +876,32 @@ export class Context {
   // --- refactorings ---
 
   /** Renames a node label everywhere; returns how many nodes changed. */
+  /**
+   * Runs a backfill: the host pages through the `label` nodes by `key` (bounded to those
+   * present when it begins) and runs `write` on each chunk (`$batch`: the chunk's keys,
+   * `$cursor`: the last key of the chunk before), each chunk committed on its own with a
+   * checkpoint. A later attempt resumes at the last checkpoint, by `name`.
+   */
+  backfill(name, options) {
+    if (options === null || typeof options !== "object") {
+      throw new TypeError("backfill(name, { label, key, write, filter?, chunkSize? }) needs its options");
+    }
+    const chunkSize = options.chunkSize ?? 0;
+    if (!Number.isInteger(chunkSize) || chunkSize < 0 || chunkSize > 0xffffffff) {
+      throw new TypeError(`chunkSize must be a whole number of keys, not ${describeType(chunkSize)}`);
+    }
+    const spec = {
+      name: str(name, "name"),
+      label: str(options.label, "label"),
+      key: str(options.key, "key"),
+      filter: str(options.filter ?? "", "filter"),
+      write: str(options.write, "write"),
+      chunkSize,
+    };
+    const r = callGraph(() => hostBackfill(spec));
+    return { rows: count(r.rows), chunks: r.chunks, resumedAfter: r.resumedAfter, total: count(r.total) };
+  }
+
   renameLabel(from, to) {
     const f = str(from, "from");
     const t = str(to, "to");

@@ -49,6 +49,12 @@ impl Context {
         self.run(query, params)?.single()?.get(column)
     }
 
+    /// Runs a backfill (see [`crate::Backfill`]): chunks the host commits one
+    /// by one, resumed from the last checkpoint by a later attempt.
+    pub fn backfill(&self, backfill: crate::Backfill) -> Result<crate::BackfillReport> {
+        crate::backfill::run(backfill)
+    }
+
     /// Renames a node label everywhere, in chunks inside this step's transaction;
     /// returns how many nodes changed.
     pub fn rename_label(&self, from: &str, to: &str) -> Result<u64> {

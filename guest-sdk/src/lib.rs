@@ -32,6 +32,7 @@
 // The generated bindings name this crate by its public path, also from inside it.
 extern crate self as graphmig_sdk;
 
+mod backfill;
 mod batch;
 mod context;
 mod error;
@@ -39,6 +40,7 @@ pub mod schema;
 mod value;
 mod wire;
 
+pub use backfill::{Backfill, BackfillReport};
 pub use batch::{Batch, Endpoint};
 pub use context::{Context, QueryResult, Row};
 pub use error::{Error, GraphError, GraphErrorKind, Result};

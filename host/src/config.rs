@@ -137,6 +137,7 @@ impl Default for MigrationSettings {
             policy: Policy::default(),
             grants: Grants::default(),
             batch_chunk: 5_000,
+            backfill: BackfillSettings::default(),
         }
     }
 }
@@ -184,6 +185,30 @@ pub struct MigrationSettings {
     pub grants: Grants,
     /// Rows per chunk of a tracked batch (and per deletion step).
     pub batch_chunk: usize,
+    /// How backfills page and pace themselves.
+    pub backfill: BackfillSettings,
+}
+
+/// `[backfill]`: the defaults of every backfill's chunking and throttling.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BackfillSettings {
+    /// Elements per chunk, unless the backfill names its own.
+    pub chunk_size: u32,
+    /// A pause after every chunk.
+    pub delay: Duration,
+    /// At most this many elements a second, averaged over the backfill's run
+    /// (0: no cap).
+    pub max_rows_per_sec: u64,
+}
+
+impl Default for BackfillSettings {
+    fn default() -> Self {
+        BackfillSettings {
+            chunk_size: 5_000,
+            delay: Duration::ZERO,
+            max_rows_per_sec: 0,
+        }
+    }
 }
 
 /// A loaded project configuration with paths made absolute.
@@ -237,6 +262,8 @@ struct FileConfig {
     #[serde(default)]
     batches: FileBatches,
     #[serde(default)]
+    backfill: FileBackfill,
+    #[serde(default)]
     build: FileBuild,
 }
 
@@ -244,6 +271,14 @@ struct FileConfig {
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 struct FileBatches {
     chunk_size: Option<usize>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct FileBackfill {
+    chunk_size: Option<u32>,
+    delay_ms: Option<u64>,
+    max_rows_per_sec: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -629,11 +664,26 @@ impl Config {
         if batch_chunk == 0 {
             return Err(invalid("batches.chunk-size must be above zero".into()));
         }
+        let backfill = BackfillSettings {
+            chunk_size: file.backfill.chunk_size.unwrap_or(base.backfill.chunk_size),
+            delay: file
+                .backfill
+                .delay_ms
+                .map_or(base.backfill.delay, Duration::from_millis),
+            max_rows_per_sec: file
+                .backfill
+                .max_rows_per_sec
+                .unwrap_or(base.backfill.max_rows_per_sec),
+        };
+        if backfill.chunk_size == 0 {
+            return Err(invalid("backfill.chunk-size must be above zero".into()));
+        }
         let defaults = MigrationSettings {
             limits,
             policy,
             grants,
             batch_chunk,
+            backfill,
         };
         let mut overrides = Vec::new();
         for (key, section) in file.migration {
@@ -659,6 +709,7 @@ impl Config {
                     policy,
                     grants,
                     batch_chunk,
+                    backfill,
                 },
             ));
         }

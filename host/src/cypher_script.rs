@@ -13,6 +13,22 @@ pub struct ScriptStatement {
     pub text: String,
     /// The line (from 1) it starts on.
     pub line: u32,
+    /// A `// graphmig: backfill ...` directive just above it: the statement is
+    /// then the backfill's write.
+    pub backfill: Option<BackfillDirective>,
+}
+
+/// `// graphmig: backfill label = L, key = k[, chunk-size = n][, where = ...]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackfillDirective {
+    /// The label to page through.
+    pub label: String,
+    /// The property to page by.
+    pub key: String,
+    /// A condition on `n` (the rest of the line after `where =`).
+    pub filter: String,
+    /// Keys per chunk; 0 for `[backfill] chunk-size`.
+    pub chunk_size: u32,
 }
 
 /// How a Cypher file's statements commit.
@@ -55,7 +71,8 @@ impl CypherScript {
                 message: "the file has no statements".into(),
             });
         }
-        let transaction = directives(text, statements[0].line).map_err(|(line, message)| {
+        let mut statements = statements;
+        let transaction = directives(text, &mut statements).map_err(|(line, message)| {
             Error::InvalidCypherFile {
                 path: path.to_path_buf(),
                 line,
@@ -105,7 +122,11 @@ fn split(text: &str) -> Result<Vec<ScriptStatement>, (u32, String)> {
     let mut finish = |current: &mut String, start_line: &mut Option<u32>| {
         let text = current.trim().to_string();
         if let (false, Some(line)) = (text.is_empty(), *start_line) {
-            statements.push(ScriptStatement { text, line });
+            statements.push(ScriptStatement {
+                text,
+                line,
+                backfill: None,
+            });
         }
         current.clear();
         *start_line = None;
@@ -204,10 +225,15 @@ fn split(text: &str) -> Result<Vec<ScriptStatement>, (u32, String)> {
     Ok(statements)
 }
 
-/// Reads the `// graphmig: key = value` lines of the header (the comment
-/// lines before `first_statement`). A directive further down, an unknown key
-/// or value is an error: a mode the host did not understand is not ignored.
-fn directives(text: &str, first_statement: u32) -> Result<TransactionMode, (u32, String)> {
+/// Reads the `// graphmig: ...` lines: `transaction = ...` in the header (the
+/// comment lines before the first statement), `backfill ...` just above the
+/// statement it makes a backfill. Anything else, or either out of place, is an
+/// error: a mode the host did not understand is not ignored.
+fn directives(
+    text: &str,
+    statements: &mut [ScriptStatement],
+) -> Result<TransactionMode, (u32, String)> {
+    let first_statement = statements.first().map_or(u32::MAX, |s| s.line);
     let mut mode = TransactionMode::default();
     for (number, line) in (1u32..).zip(text.lines()) {
         let Some(comment) = line.trim_start().strip_prefix("//") else {
@@ -216,22 +242,44 @@ fn directives(text: &str, first_statement: u32) -> Result<TransactionMode, (u32,
         let Some(directive) = comment.trim_start().strip_prefix(DIRECTIVE) else {
             continue;
         };
+        let directive = directive.trim();
+        if let Some(rest) = directive.strip_prefix("backfill") {
+            let parsed = backfill_directive(rest).map_err(|m| (number, m))?;
+            // The statement right below, with only comments between.
+            let below = statements.iter_mut().find(|s| s.line > number);
+            let between_is_comment = below.as_ref().is_some_and(|s| {
+                text.lines()
+                    .skip(number as usize)
+                    .take((s.line - number - 1) as usize)
+                    .all(|l| l.trim().is_empty() || l.trim_start().starts_with("//"))
+            });
+            match below {
+                Some(statement) if between_is_comment && statement.backfill.is_none() => {
+                    statement.backfill = Some(parsed);
+                }
+                _ => {
+                    return Err((
+                        number,
+                        "a `backfill` directive goes on the line just above the statement it \
+                         runs in chunks (one directive per statement)"
+                            .into(),
+                    ));
+                }
+            }
+            continue;
+        }
         if number >= first_statement {
             return Err((
                 number,
-                "a `// graphmig:` directive belongs in the header, before the first statement"
+                "a `// graphmig: transaction` directive belongs in the header, before the first \
+                 statement"
                     .into(),
             ));
         }
         let (key, value) = directive
             .split_once('=')
             .map(|(k, v)| (k.trim(), v.trim()))
-            .ok_or_else(|| {
-                (
-                    number,
-                    format!("`{}` is not `key = value`", directive.trim()),
-                )
-            })?;
+            .ok_or_else(|| (number, format!("`{directive}` is not `key = value`")))?;
         match (key, value) {
             ("transaction", "per-migration") => mode = TransactionMode::PerMigration,
             ("transaction", "per-statement") => mode = TransactionMode::PerStatement,
@@ -244,12 +292,55 @@ fn directives(text: &str, first_statement: u32) -> Result<TransactionMode, (u32,
             (other, _) => {
                 return Err((
                     number,
-                    format!("unknown directive `{other}` (known: transaction)"),
+                    format!("unknown directive `{other}` (known: transaction, backfill)"),
                 ));
             }
         }
     }
     Ok(mode)
+}
+
+/// The part after `backfill`: `label = L, key = k, chunk-size = n, where = ...`
+/// (`where` last: it takes the rest of the line).
+fn backfill_directive(rest: &str) -> Result<BackfillDirective, String> {
+    let mut directive = BackfillDirective {
+        label: String::new(),
+        key: String::new(),
+        filter: String::new(),
+        chunk_size: 0,
+    };
+    let mut rest = rest.trim();
+    while !rest.is_empty() {
+        let (key, after) = rest
+            .split_once('=')
+            .ok_or_else(|| format!("backfill: `{rest}` is not `key = value`"))?;
+        let key = key.trim();
+        if key == "where" {
+            directive.filter = after.trim().to_string();
+            break;
+        }
+        let (value, next) = after.split_once(',').unwrap_or((after, ""));
+        let value = value.trim();
+        match key {
+            "label" => directive.label = value.to_string(),
+            "key" => directive.key = value.to_string(),
+            "chunk-size" => {
+                directive.chunk_size = value.parse().ok().filter(|n| *n > 0).ok_or_else(|| {
+                    format!("backfill: chunk-size `{value}` is not a number above 0")
+                })?;
+            }
+            other => {
+                return Err(format!(
+                    "backfill: unknown key `{other}` (known: label, key, chunk-size, where)"
+                ));
+            }
+        }
+        rest = next.trim();
+    }
+    if directive.label.is_empty() || directive.key.is_empty() {
+        return Err("backfill: name the `label` and the `key` to page by".into());
+    }
+    Ok(directive)
 }
 
 /// Whether only blanks, or blanks and a `//` comment, follow on this line.
@@ -353,6 +444,25 @@ mod tests {
             assert!(err.contains(&format!("V1__x.cypher:{line}")), "{err}");
             assert!(err.contains(words), "{err}");
         }
+    }
+
+    #[test]
+    fn a_backfill_directive_makes_the_statement_below_a_backfill() {
+        let script = CypherScript::parse(
+            Path::new("V1__x.cypher"),
+            "RETURN 1;\n// graphmig: backfill label = Person, key = id, chunk-size = 500, where = n.a = 1, n.b <> 2\n// why\nUNWIND $batch AS k MATCH (p:Person {id: k}) SET p.x = 1;\n",
+        )
+        .expect("valid");
+        assert_eq!(script.statements[0].backfill, None);
+        assert_eq!(
+            script.statements[1].backfill,
+            Some(BackfillDirective {
+                label: "Person".into(),
+                key: "id".into(),
+                filter: "n.a = 1, n.b <> 2".into(),
+                chunk_size: 500,
+            })
+        );
     }
 
     #[test]

@@ -139,6 +139,26 @@ pub struct GuestRecord {
     pub deleted_batches: Vec<String>,
     /// Whether the attempt's intent was recorded in the history database.
     pub intent_recorded: bool,
+    /// Whether the step left progress markers (backfill checkpoints) that go
+    /// in the transaction recording the migration applied.
+    pub progress_markers: bool,
+}
+
+/// Where one backfill stands, as its checkpoint says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackfillCheckpoint {
+    /// The migration's key.
+    pub migration: String,
+    /// The backfill's name.
+    pub name: String,
+    /// Nodes written.
+    pub rows: u64,
+    /// Nodes counted when it began.
+    pub total: u64,
+    /// Chunks committed.
+    pub chunks: u32,
+    /// Whether it finished.
+    pub done: bool,
 }
 
 /// A dataset file a migration read.

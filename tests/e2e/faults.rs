@@ -12,7 +12,9 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::support::{PrivateServer, Project, states, text, write_table};
+use crate::support::{
+    PrivateServer, Project, run_until_applied, spawn_run, states, text, write_table,
+};
 
 /// A Bolt COMMIT message, as one chunk: size 2, struct of no fields tagged 0x12,
 /// end of message.
@@ -275,21 +277,6 @@ fn configure(project: &Project, fixture: &str) {
     project.add(fixture, "V1__fixture");
 }
 
-/// Runs `graphmig run` until it succeeds (at most `tries` times, a second
-/// apart); returns how many runs it took and their outputs.
-fn run_until_applied(project: &Project, tries: usize) -> (usize, String) {
-    let mut outputs = String::new();
-    for run in 1..=tries {
-        let output = project.graphmig(&["run"]);
-        let _ = writeln!(outputs, "--- run {run}:\n{}", text(&output));
-        if output.status.success() {
-            return (run, outputs);
-        }
-        std::thread::sleep(Duration::from_secs(1));
-    }
-    (0, outputs)
-}
-
 struct Case {
     fault: &'static str,
     point: &'static str,
@@ -422,26 +409,6 @@ fn every_fault_converges_to_the_graph_of_a_fault_free_run() {
     }
     write_table(&table);
     assert!(failures.is_empty(), "{}\n\n{table}", failures.join("\n\n"));
-}
-
-/// Starts `graphmig run` in `project` as a child process.
-fn spawn_run(project: &Project) -> std::process::Child {
-    std::process::Command::new(assert_cmd::cargo::cargo_bin("graphmig"))
-        .current_dir(project.dir.path())
-        .env_remove("GRAPHMIG_URI")
-        .env_remove("GRAPHMIG_USER")
-        .env_remove("GRAPHMIG_DATABASE")
-        .env("NO_COLOR", "1")
-        .env("GRAPHMIG_PASSWORD", &project.db.server.password)
-        .env(
-            "GRAPHMIG_MIGRATION_PASSWORD",
-            crate::support::MIGRATION_PASSWORD,
-        )
-        .arg("run")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("spawn graphmig")
 }
 
 /// Sends `signal` to the runner once the ingest's first chunks committed, then

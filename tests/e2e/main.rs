@@ -1,6 +1,7 @@
 //! End-to-end tests: the real `graphmig` binary, real Wasm guests, and a real
 //! ArcadeDB server over Bolt (started by `scripts/test.sh`).
 
+mod backfill;
 mod bad_input;
 mod batches;
 mod deadlines;

@@ -643,3 +643,38 @@ impl Drop for PrivateServer {
         let _ = std::fs::remove_dir_all(self.home());
     }
 }
+
+/// Starts `graphmig run` in `project` as a child process.
+pub fn spawn_run(project: &Project) -> std::process::Child {
+    std::process::Command::new(assert_cmd::cargo::cargo_bin("graphmig"))
+        .current_dir(project.dir.path())
+        .env_remove("GRAPHMIG_URI")
+        .env_remove("GRAPHMIG_USER")
+        .env_remove("GRAPHMIG_DATABASE")
+        .env("NO_COLOR", "1")
+        .env("GRAPHMIG_PASSWORD", &project.db.server.password)
+        .env(
+            "GRAPHMIG_MIGRATION_PASSWORD",
+            crate::support::MIGRATION_PASSWORD,
+        )
+        .arg("run")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn graphmig")
+}
+
+/// Runs `graphmig run` until it succeeds (at most `tries` times, a second
+/// apart); returns how many runs it took and their outputs.
+pub fn run_until_applied(project: &Project, tries: usize) -> (usize, String) {
+    let mut outputs = String::new();
+    for run in 1..=tries {
+        let output = project.graphmig(&["run"]);
+        outputs.push_str(&format!("--- run {run}:\n{}\n", text(&output)));
+        if output.status.success() {
+            return (run, outputs);
+        }
+        std::thread::sleep(std::time::Duration::from_secs(1));
+    }
+    (0, outputs)
+}

@@ -26,7 +26,7 @@ the component holds only the modules imported while it was built, and it has no
 files, network or environment at run time.
 """
 
-from .context import Batch, Context, Endpoint
+from .context import BackfillReport, Batch, Context, Endpoint
 from .errors import (
     DatasetError,
     GraphError,
@@ -58,6 +58,7 @@ from .values import Node, Params, Relationship, Row
 __version__ = "0.1.0"
 
 __all__ = [
+    "BackfillReport",
     "Batch",
     "Constraint",
     "Context",

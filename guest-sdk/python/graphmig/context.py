@@ -14,7 +14,7 @@ import encodings.utf_8_sig
 import io
 import json
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Sized, Union
+from typing import Any, Callable, Dict, Iterable, List, Mapping, NamedTuple, Optional, Sequence, Sized, Union
 
 from componentize_py_types import Err
 from wit_world.imports import context as host
@@ -29,6 +29,19 @@ __all__ = ["Context", "Batch", "Endpoint"]
 
 
 @dataclass(frozen=True)
+
+class BackfillReport(NamedTuple):
+    """What a backfill did, this attempt and the earlier ones together."""
+
+    rows: int
+    """Nodes the write ran on."""
+    chunks: int
+    """Chunks committed."""
+    resumed_after: int
+    """Chunks an earlier attempt had committed (0: it began afresh)."""
+    total: int
+    """Nodes counted when it began."""
+
 class Endpoint:
     """How a batch relationship finds one of its ends: the node labelled ``label``
     whose property ``key`` equals the row's field ``field`` (``key`` when omitted).
@@ -256,6 +269,35 @@ class Context:
         return [element_from_wit(el) for el in elements]
 
     # -- Refactorings ------------------------------------------------------
+
+    def backfill(
+        self,
+        name: str,
+        *,
+        label: str,
+        key: str,
+        write: str,
+        filter: str = "",
+        chunk_size: int = 0,
+    ) -> "BackfillReport":
+        """Runs a backfill: the host pages through the ``label`` nodes by ``key``
+        (bounded to those present when it begins) and runs ``write`` on each chunk
+        (``$batch``: the chunk's keys, ``$cursor``: the last key of the chunk
+        before), each chunk committed on its own with a checkpoint. A later
+        attempt resumes at the last checkpoint by ``name``."""
+        spec = host.BackfillSpec(
+            name=name,
+            label=label,
+            key=key,
+            filter=filter,
+            write=write,
+            chunk_size=chunk_size,
+        )
+        try:
+            r = host.backfill(spec)
+        except Err as e:
+            raise _wire.graph_error(e.value) from None
+        return BackfillReport(r.rows, r.chunks, r.resumed_after, r.total)
 
     def rename_label(self, from_: str, to: str) -> int:
         """Renames a node label on every node that has it; returns how many changed."""

@@ -333,7 +333,7 @@ pub fn print_status(entries: &[StatusEntry]) {
     let rows: Vec<Vec<String>> = entries
         .iter()
         .map(|e| {
-            let mut state = e.state.as_str().to_string();
+            let mut state = e.state_text();
             if e.missing {
                 state.push_str(" (file missing)");
             } else if e.checksum_changed {
@@ -393,6 +393,9 @@ pub fn print_status_json(entries: &[StatusEntry]) -> anyhow::Result<()> {
                 "fuel_consumed": e.fuel_consumed,
                 "statements": e.statements,
                 "error": e.error,
+                "backfill": e.backfill.map(|(rows, total, chunks)| serde_json::json!({
+                    "rows": rows, "total": total, "chunks": chunks,
+                })),
                 "checksum_changed": e.checksum_changed,
                 "missing": e.missing,
             })

@@ -353,6 +353,47 @@ impl GraphDb {
             .map_err(|e| GraphError::from_driver(&e))
     }
 
+    /// Copies a backfill's checkpoint into the history database (as the
+    /// owner), when that is a database of its own.
+    pub async fn mirror_backfill(
+        &self,
+        migration: &str,
+        name: &str,
+        mark: &progress::BackfillMark,
+        attempt: &str,
+    ) -> Result<(), GraphError> {
+        let mut txn = self.begin_history().await.map_err(GraphError::database)?;
+        match txn.write_backfill(migration, name, mark, attempt).await {
+            Ok(()) => txn.commit().await,
+            Err(e) => {
+                let _ = txn.rollback().await;
+                Err(e)
+            }
+        }
+    }
+
+    /// Removes `migration`'s checkpoint copies from the history database.
+    pub async fn clear_backfill_mirror(&self, migration: &str) -> Result<(), GraphError> {
+        let mut txn = self.begin_history().await.map_err(GraphError::database)?;
+        match txn.clear_progress(migration).await {
+            Ok(()) => txn.commit().await,
+            Err(e) => {
+                let _ = txn.rollback().await;
+                Err(e)
+            }
+        }
+    }
+
+    /// The backfill checkpoints the history database holds, for `status`.
+    pub async fn backfill_checkpoints(
+        &self,
+    ) -> Result<Vec<crate::journal::BackfillCheckpoint>, GraphError> {
+        let mut txn = self.begin_history().await.map_err(GraphError::database)?;
+        let listed = txn.list_backfills().await;
+        let _ = txn.rollback().await;
+        listed
+    }
+
     /// The live constraints and the indexes no constraint owns.
     pub async fn list_schema(&self) -> Result<(Vec<Constraint>, Vec<Index>), GraphError> {
         use history::{strings, text};

@@ -7,7 +7,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{Action, Attempt, ChainLink, Finish, Outcome};
 use crate::error::Error;
-use crate::journal::GuestRecord;
+use crate::journal::{BackfillCheckpoint, GuestRecord};
 use crate::migration::{Checksum, Migration, MigrationId};
 
 const SCHEMA: &str = "
@@ -48,6 +48,19 @@ CREATE TABLE IF NOT EXISTS statements (
     code        TEXT,
     message     TEXT,
     PRIMARY KEY (attempt_id, seq)
+);
+CREATE TABLE IF NOT EXISTS backfills (
+    target     TEXT    NOT NULL,
+    migration  TEXT    NOT NULL,
+    name       TEXT    NOT NULL,
+    attempt    TEXT    NOT NULL,
+    cursor     TEXT    NOT NULL,
+    rows       INTEGER NOT NULL,
+    chunks     INTEGER NOT NULL,
+    total      INTEGER NOT NULL,
+    done       INTEGER NOT NULL,
+    updated_at TEXT    NOT NULL,
+    PRIMARY KEY (target, migration, name)
 );
 CREATE TABLE IF NOT EXISTS batches (
     attempt_id    INTEGER NOT NULL REFERENCES attempts (id),
@@ -246,6 +259,69 @@ impl SqliteLedger {
                 ]))
             .map_err(|e| self.err(e))?;
         Ok(self.conn().last_insert_rowid())
+    }
+
+    /// Records a backfill's checkpoint after one of its chunks committed
+    /// (the graph's checkpoint, committed with the chunk, is the one resumed
+    /// from; this copy is for reading without the database).
+    #[allow(clippy::too_many_arguments)]
+    pub fn record_backfill(
+        &self,
+        target: &str,
+        migration: &str,
+        name: &str,
+        attempt: &str,
+        cursor: &str,
+        rows: u64,
+        chunks: u32,
+        total: u64,
+        done: bool,
+    ) -> Result<(), Error> {
+        self.conn()
+            .execute(
+                "INSERT INTO backfills (target, migration, name, attempt, cursor, rows, chunks, total, done, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+                 ON CONFLICT (target, migration, name) DO UPDATE SET
+                   attempt = ?4, cursor = ?5, rows = ?6, chunks = ?7, total = ?8, done = ?9, updated_at = ?10",
+                params![
+                    target,
+                    migration,
+                    name,
+                    attempt,
+                    cursor,
+                    rows as i64,
+                    chunks,
+                    total as i64,
+                    done,
+                    now_rfc3339()
+                ],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    /// The backfill checkpoints kept for `target`.
+    pub fn backfills(&self, target: &str) -> Result<Vec<BackfillCheckpoint>, Error> {
+        let conn = self.conn();
+        let mut statement = conn
+            .prepare(
+                "SELECT migration, name, rows, total, chunks, done FROM backfills WHERE target = ?1
+                 ORDER BY migration, name",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = statement
+            .query_map(params![target], |r| {
+                Ok(BackfillCheckpoint {
+                    migration: r.get(0)?,
+                    name: r.get(1)?,
+                    rows: r.get::<_, i64>(2)? as u64,
+                    total: r.get::<_, i64>(3)? as u64,
+                    chunks: r.get(4)?,
+                    done: r.get(5)?,
+                })
+            })
+            .map_err(|e| self.err(e))?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.err(e))
     }
 
     /// Records a finished audit entry (baseline, repair, sync, unlock).

@@ -112,6 +112,7 @@ impl Runner {
                         StepEnv {
                             db: Some(db.clone()),
                             datasets: datasets.clone(),
+                            ledger: Some((self.config.ledger_path.clone(), self.target())),
                             ..StepEnv::default()
                         },
                     )
@@ -261,7 +262,21 @@ impl Runner {
             applied_at: now_rfc3339(),
             applied_by: who,
         };
-        let outcome: Result<ChainLink, FailureCause> = match (run.result, run.txn) {
+        // A backfill's checkpoints go with the transaction that records the
+        // migration: left behind, they would make a later `up` of it (after a
+        // `down`) find its backfills finished.
+        let mut result = run.result;
+        if result.is_ok()
+            && run.record.progress_markers
+            && let Some(txn) = run.txn.as_mut()
+            && let Err(e) = txn.clear_progress(&migration.id().key()).await
+        {
+            result = Err(FailureCause::Commit {
+                code: e.code,
+                message: format!("removing the backfill checkpoints: {}", e.message),
+            });
+        }
+        let outcome: Result<ChainLink, FailureCause> = match (result, run.txn) {
             (Ok(()), Some(txn)) if db.history_written_apart() => {
                 match commit_then_record(db, txn, fence, &draft).await {
                     Ok(link) => Ok(link),
@@ -307,6 +322,14 @@ impl Runner {
             }
         };
         crash_point("after-commit");
+        if outcome.is_ok()
+            && run.record.progress_markers
+            && db.history_is_separate()
+            && let Err(e) = db.clear_backfill_mirror(&migration.id().key()).await
+        {
+            // Only `status` reads the copy; the graph's checkpoints are gone.
+            tracing::warn!(migration = %migration.label(), error = %e, "removing the backfill checkpoints' copy failed");
+        }
         // Schema operations ran outside the transaction: undo them, newest first.
         // A clean-up that cannot finish within the grace (a stalled
         // connection) is left to the next run, from the attempt's intent.

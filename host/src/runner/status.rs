@@ -39,6 +39,35 @@ pub struct StatusEntry {
     pub checksum_changed: bool,
     /// Whether the artifact is missing from the migrations folder.
     pub missing: bool,
+    /// A backfill of this (not yet applied) migration that committed part of
+    /// its work: `(rows, total, chunks)`.
+    pub backfill: Option<(u64, u64, u32)>,
+}
+
+impl StatusEntry {
+    /// The state as `status` shows it: `in progress (38 %, chunk 412)` for a
+    /// migration whose backfill committed part of its work.
+    pub fn state_text(&self) -> String {
+        match self.backfill {
+            Some((rows, total, chunks)) if self.state != State::Applied => format!(
+                "in progress ({} %, chunk {chunks})",
+                (rows.saturating_mul(100) / total.max(1)).min(100)
+            ),
+            _ => self.state.as_str().to_string(),
+        }
+    }
+}
+
+/// Puts each unfinished backfill's checkpoint on its migration's entry.
+fn with_backfills(entries: &mut [StatusEntry], checkpoints: &[crate::journal::BackfillCheckpoint]) {
+    for checkpoint in checkpoints.iter().filter(|c| !c.done) {
+        if let Some(entry) = entries
+            .iter_mut()
+            .find(|e| e.id.key() == checkpoint.migration && e.state != State::Applied)
+        {
+            entry.backfill = Some((checkpoint.rows, checkpoint.total, checkpoint.chunks));
+        }
+    }
 }
 
 impl Runner {
@@ -60,7 +89,11 @@ impl Runner {
                 self.reporter.warning(&format!(
                     "cannot reach the database, so this is the local ledger alone: {e}"
                 ));
-                return Ok(status_entries(&chain, &attempts));
+                let mut entries = status_entries(&chain, &attempts);
+                if let Some(ledger) = &ledger {
+                    with_backfills(&mut entries, &ledger.backfills(&self.target())?);
+                }
+                return Ok(entries);
             }
         };
         let db = std::sync::Arc::new(db);
@@ -95,6 +128,13 @@ impl Runner {
             }
         }
         let mut entries = status_entries(&chain, &with_graph_history(attempts, &history));
+        // The graph's checkpoints, committed with their chunks, are the truth.
+        match db.backfill_checkpoints().await {
+            Ok(checkpoints) => with_backfills(&mut entries, &checkpoints),
+            Err(e) => self
+                .reporter
+                .warning(&format!("reading the backfill checkpoints: {e}")),
+        }
         // An attempt whose intent is still in the graph without a commit record
         // has work that committed on its own and is not undone yet.
         for intent in pending {
@@ -191,6 +231,7 @@ pub(super) fn status_entries(chain: &Chain, attempts: &[Attempt]) -> Vec<StatusE
                 },
                 checksum_changed: changed && !migration.is_repeatable(),
                 missing: false,
+                backfill: None,
             },
         );
     }
@@ -214,6 +255,7 @@ pub(super) fn status_entries(chain: &Chain, attempts: &[Attempt]) -> Vec<StatusE
                     error: None,
                     checksum_changed: false,
                     missing: true,
+                    backfill: None,
                 },
             );
         }

@@ -43,8 +43,8 @@ pub struct GuestState {
     pub(super) table: ResourceTable,
     pub(super) limiter: MemoryLimiter,
     settings: MigrationSettings,
-    mode: super::Mode,
-    txn: Option<GraphTxn>,
+    pub(super) mode: super::Mode,
+    pub(super) txn: Option<GraphTxn>,
     datasets: Option<Arc<cap_std::fs::Dir>>,
     db: Option<Arc<GraphDb>>,
     pub(super) doomed: Option<FailedStatement>,
@@ -57,8 +57,12 @@ pub struct GuestState {
     pub(super) revertible_batches: Vec<String>,
     pub(super) deleted_batches: Vec<String>,
     /// The attempt's intent, and whether it is in the history database yet.
-    intent: Option<crate::graph::intent::IntentDraft>,
+    pub(super) intent: Option<crate::graph::intent::IntentDraft>,
     intent_recorded: bool,
+    /// The ledger file and target key, for backfill checkpoints.
+    pub(super) ledger: Option<(std::path::PathBuf, String)>,
+    /// Whether a backfill left checkpoints for the final transaction to clear.
+    pub(super) progress_markers: bool,
     refactor_steps: Vec<RefactorStep>,
     dataset_reads: Vec<DatasetRead>,
     logs: Vec<(String, String)>,
@@ -72,11 +76,11 @@ pub struct GuestState {
     deadline: Instant,
     rows_returned: u64,
     bytes_returned: u64,
-    reporter: Arc<dyn Reporter>,
+    pub(super) reporter: Arc<dyn Reporter>,
     /// Set while the host runs a `.cypher` file: nobody reads the rows, so
     /// statements discard them (one round trip instead of two).
     discard_rows: bool,
-    label: String,
+    pub(super) label: String,
 }
 
 impl GuestState {
@@ -193,6 +197,8 @@ impl GuestState {
             deleted_batches: Vec::new(),
             intent: env.intent,
             intent_recorded: false,
+            ledger: env.ledger,
+            progress_markers: false,
             db: env.db,
             doomed: None,
             chunk_in_flight: None,
@@ -236,6 +242,7 @@ impl GuestState {
             refactor_steps: std::mem::take(&mut self.refactor_steps),
             deleted_batches: std::mem::take(&mut self.deleted_batches),
             intent_recorded: self.intent_recorded,
+            progress_markers: self.progress_markers,
         }
     }
 
@@ -385,7 +392,11 @@ impl GuestState {
         self.pending_trap.as_ref()
     }
 
-    fn host_error(code: &str, kind: types::GraphErrorKind, message: String) -> types::GraphError {
+    pub(super) fn host_error(
+        code: &str,
+        kind: types::GraphErrorKind,
+        message: String,
+    ) -> types::GraphError {
         types::GraphError {
             kind,
             code: code.to_string(),
@@ -393,7 +404,7 @@ impl GuestState {
         }
     }
 
-    fn limit(limit: Limit, detail: String) -> wasmtime::Error {
+    pub(super) fn limit(limit: Limit, detail: String) -> wasmtime::Error {
         wasmtime::Error::from(LimitTrap { limit, detail })
     }
 
@@ -557,7 +568,20 @@ impl GuestState {
             }
             let schema = crate::policy::classify(&statement.text)
                 .is_ok_and(|c| c.classes.contains(&crate::policy::Class::Schema));
-            let failure = if schema {
+            let failure = if let Some(directive) = &statement.backfill {
+                let spec = context::BackfillSpec {
+                    name: format!("statement {number}"),
+                    label: directive.label.clone(),
+                    key: directive.key.clone(),
+                    filter: directive.filter.clone(),
+                    write: statement.text.clone(),
+                    chunk_size: directive.chunk_size,
+                };
+                self.backfill_impl(spec)
+                    .await?
+                    .err()
+                    .map(|e| (e.code, e.message))
+            } else if schema {
                 self.raw_schema_impl(statement.text.clone())
                     .await?
                     .err()
@@ -599,16 +623,8 @@ impl GuestState {
                 )));
             }
         }
-        // The markers go with the transaction that records the migration.
-        if per_statement
-            && let (Some(migration), Some(txn)) = (&migration, self.txn.as_mut())
-            && let Err(e) = txn.clear_progress(migration).await
-        {
-            return Ok(Err(crate::error::FailureCause::Commit {
-                code: e.code,
-                message: e.message,
-            }));
-        }
+        // The markers go with the transaction that records the migration
+        // (the runner clears them there: `progress_markers`).
         Ok(Ok(()))
     }
 
@@ -653,6 +669,7 @@ impl GuestState {
             return Err(e);
         }
         txn.commit().await?;
+        self.progress_markers = true;
         let next = db.begin().await.map_err(GraphError::database)?;
         self.txn = Some(next);
         Ok(())
@@ -1248,6 +1265,14 @@ impl context::Host for GuestState {
     ) -> wasmtime::Result<Result<u64, types::GraphError>> {
         self.gate()?;
         self.delete_batch_impl(batch).await
+    }
+
+    async fn backfill(
+        &mut self,
+        spec: context::BackfillSpec,
+    ) -> wasmtime::Result<Result<context::BackfillReport, types::GraphError>> {
+        self.gate()?;
+        self.backfill_impl(spec).await
     }
 
     async fn read_dataset(

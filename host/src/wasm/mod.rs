@@ -2,6 +2,7 @@
 
 pub mod bindings;
 pub mod cache;
+mod host_backfill;
 pub mod host_batch;
 mod host_context;
 mod host_refactor;
@@ -229,6 +230,8 @@ pub struct StepEnv {
     /// The attempt, recorded in the history database before the step's first
     /// work that commits on its own (so any runner can finish or undo it).
     pub intent: Option<crate::graph::intent::IntentDraft>,
+    /// The ledger file and the target's key in it, for backfill checkpoints.
+    pub ledger: Option<(std::path::PathBuf, String)>,
 }
 
 /// Whether statements take effect.
