@@ -1,6 +1,7 @@
 //! Polyglot chains: the five-language example applied and reverted, each
 //! language's failure reported in its own words and rolled back, Cypher errors
-//! with file and line, and scaffolds of every language that build and run.
+//! with file and line, scaffolds of every language that build and run, and a
+//! backfill through every SDK.
 
 use std::path::{Path, PathBuf};
 use std::process::Output;
@@ -375,4 +376,33 @@ fn a_missing_toolchain_is_named_with_the_command_that_installs_it() {
         "{}",
         text(&run)
     );
+}
+
+#[test]
+fn every_language_backfills_through_its_sdk() {
+    for fixture in [
+        "V6__js_backfill.wasm",
+        "V7__python_backfill.wasm",
+        "V8__go_backfill.wasm",
+    ] {
+        let project = Project::new("");
+        project.db.query("UNWIND range(1, 3000) AS i CREATE (:Item {id: i})");
+        let source = failing_fixtures().join(fixture);
+        std::fs::copy(&source, project.migrations().join(fixture)).expect("copy fixture");
+        let output = graphmig_in(project.dir.path(), &project.db, &["run"]);
+        let out = text(&output);
+        assert!(output.status.success(), "{fixture}:\n{out}");
+        assert!(
+            out.contains("backfill: 3000 rows in 3 chunks of 3000"),
+            "{fixture}:\n{out}"
+        );
+        assert_eq!(
+            count(
+                &project.db,
+                "MATCH (n:Item) WHERE n.visits = 1 RETURN count(n) AS n"
+            ),
+            3000,
+            "{fixture}"
+        );
+    }
 }

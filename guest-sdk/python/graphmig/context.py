@@ -25,10 +25,8 @@ from .errors import DatasetError, GraphmigError, RowCountError
 from .schema import Constraint, Index, SchemaElement, element_from_wit
 from .values import Row, from_wit_row, iter_wit_rows, to_wit, to_wit_params
 
-__all__ = ["Context", "Batch", "Endpoint"]
+__all__ = ["Context", "Batch", "BackfillReport", "Endpoint"]
 
-
-@dataclass(frozen=True)
 
 class BackfillReport(NamedTuple):
     """What a backfill did, this attempt and the earlier ones together."""
@@ -42,6 +40,8 @@ class BackfillReport(NamedTuple):
     total: int
     """Nodes counted when it began."""
 
+
+@dataclass(frozen=True)
 class Endpoint:
     """How a batch relationship finds one of its ends: the node labelled ``label``
     whose property ``key`` equals the row's field ``field`` (``key`` when omitted).
