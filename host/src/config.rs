@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::cypher_script::TransactionMode;
 use crate::error::Error;
 use crate::migration::MigrationId;
 use crate::policy::{Class, Policy};
@@ -138,6 +139,7 @@ impl Default for MigrationSettings {
             grants: Grants::default(),
             batch_chunk: 5_000,
             backfill: BackfillSettings::default(),
+            transaction: None,
         }
     }
 }
@@ -187,6 +189,9 @@ pub struct MigrationSettings {
     pub batch_chunk: usize,
     /// How backfills page and pace themselves.
     pub backfill: BackfillSettings,
+    /// `[migration.V<n>] transaction`: how a `.cypher` migration's statements
+    /// commit, over its header's directive.
+    pub transaction: Option<TransactionMode>,
 }
 
 /// `[backfill]`: the defaults of every backfill's chunking and throttling.
@@ -382,6 +387,8 @@ struct FileOverride {
     deny_procedures: Vec<String>,
     load_csv: Option<Vec<String>>,
     grants: Option<Vec<String>>,
+    /// `per-migration` or `per-statement`, for a `.cypher` migration.
+    transaction: Option<String>,
 }
 
 impl FileOverride {
@@ -684,6 +691,7 @@ impl Config {
             grants,
             batch_chunk,
             backfill,
+            transaction: None,
         };
         let mut overrides = Vec::new();
         for (key, section) in file.migration {
@@ -695,6 +703,16 @@ impl Config {
                         "[migration.{key}]: the key must be V<version> or R__<description>, such as V3 or V1_2"
                     ))
                 })?;
+            let transaction = match section.transaction.as_deref() {
+                None => None,
+                Some("per-migration") => Some(TransactionMode::PerMigration),
+                Some("per-statement") => Some(TransactionMode::PerStatement),
+                Some(other) => {
+                    return Err(invalid(format!(
+                        "[migration.{key}]: transaction = `{other}`: use per-migration or per-statement"
+                    )));
+                }
+            };
             let (limits, policy) = section.split();
             let settings_limits = limits
                 .apply(defaults.limits)
@@ -710,6 +728,7 @@ impl Config {
                     grants,
                     batch_chunk,
                     backfill,
+                    transaction,
                 },
             ));
         }

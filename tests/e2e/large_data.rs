@@ -118,3 +118,34 @@ fn per_statement_mode_resumes_at_the_failed_statement_and_refuses_edits_before_i
     let status = text(&project.graphmig(&["status"]));
     assert!(status.contains("applied"), "{status}");
 }
+
+#[test]
+fn the_transaction_mode_can_be_set_in_the_config_for_one_migration() {
+    let project = Project::new("");
+    project.write_extra_config("[migration.V1]\ntransaction = \"per-statement\"\n");
+    write(
+        &project,
+        "V1__steps.cypher",
+        "CREATE (:Step {n: 1});\nUNWIND [0] AS z CREATE (:Step {n: 10 / z});\n",
+    );
+    let failed = project.graphmig(&["run"]);
+    let out = text(&failed);
+    assert_eq!(failed.status.code(), Some(1), "{out}");
+    assert!(out.contains("resumes at statement 2"), "{out}");
+    assert_eq!(project.db.count("Step"), 1);
+
+    let config = project.dir.path().join("graphmig.toml");
+    let text_of = std::fs::read_to_string(&config).expect("config");
+    std::fs::write(
+        &config,
+        text_of.replace(
+            "transaction = \"per-statement\"",
+            "transaction = \"sometimes\"",
+        ),
+    )
+    .expect("config");
+    let refused = project.graphmig(&["status"]);
+    let out = text(&refused);
+    assert_eq!(refused.status.code(), Some(2), "{out}");
+    assert!(out.contains("use per-migration or per-statement"), "{out}");
+}

@@ -386,7 +386,9 @@ fn every_language_backfills_through_its_sdk() {
         "V8__go_backfill.wasm",
     ] {
         let project = Project::new("");
-        project.db.query("UNWIND range(1, 3000) AS i CREATE (:Item {id: i})");
+        project
+            .db
+            .query("UNWIND range(1, 3000) AS i CREATE (:Item {id: i})");
         let source = failing_fixtures().join(fixture);
         std::fs::copy(&source, project.migrations().join(fixture)).expect("copy fixture");
         let output = graphmig_in(project.dir.path(), &project.db, &["run"]);

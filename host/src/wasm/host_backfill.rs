@@ -252,6 +252,26 @@ impl GuestState {
                 ),
             )));
         }
+        // Without an index on the key every page, and a write that matches
+        // by key, scans every node of the label: say so before it drags on.
+        if !mark.done
+            && let Ok((constraints, indexes)) = db.list_schema().await
+        {
+            let key = [spec.key.clone()];
+            let indexed = constraints
+                .iter()
+                .any(|c| c.label == spec.label && c.properties.first() == key.first())
+                || indexes
+                    .iter()
+                    .any(|i| i.labels.contains(&spec.label) && i.properties.first() == key.first());
+            if !indexed {
+                self.reporter.warning(&format!(
+                    "{}: backfill `{}`: no index on :{}({}), so every chunk scans all {} nodes; \
+                     create one in an earlier migration",
+                    self.label, plan.name, spec.label, spec.key, spec.label
+                ));
+            }
+        }
         let resumed_after = mark.chunks;
         if resumed_after > 0 && !mark.done {
             self.reporter.warning(&format!(

@@ -517,7 +517,9 @@ impl GuestState {
     ) -> wasmtime::Result<Result<(), crate::error::FailureCause>> {
         use crate::cypher_script::TransactionMode;
         self.discard_rows = true;
-        let per_statement = script.transaction == TransactionMode::PerStatement;
+        // `[migration.V<n>] transaction` wins over the file's header.
+        let mode = self.settings.transaction.unwrap_or(script.transaction);
+        let per_statement = mode == TransactionMode::PerStatement;
         // What earlier attempts committed, statement by statement: read in the
         // migration's transaction, from the markers they committed with.
         let migration = self.intent.as_ref().map(|i| i.migration.clone());
