@@ -11,6 +11,10 @@ use crate::error::Error;
 const RUST_SDK: &[(&str, &str)] = &[
     ("src/lib.rs", include_str!("../../../guest-sdk/src/lib.rs")),
     (
+        "src/backfill.rs",
+        include_str!("../../../guest-sdk/src/backfill.rs"),
+    ),
+    (
         "src/batch.rs",
         include_str!("../../../guest-sdk/src/batch.rs"),
     ),
@@ -175,4 +179,23 @@ pub(super) fn build(folder: &Path, target_dir: &Path) -> Result<PathBuf, Error> 
     let artifact = super::artifact_path(folder)?;
     super::install_artifact(folder, &wasm, &artifact)?;
     Ok(artifact)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_carried_sdk_has_every_file_of_the_sdk() {
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../guest-sdk/src");
+        let mut on_disk: Vec<String> = std::fs::read_dir(&src)
+            .expect("guest-sdk/src")
+            .filter_map(|e| e.ok())
+            .map(|e| format!("src/{}", e.file_name().to_string_lossy()))
+            .collect();
+        on_disk.sort();
+        let mut carried: Vec<String> = RUST_SDK.iter().map(|(p, _)| (*p).to_string()).collect();
+        carried.sort();
+        assert_eq!(carried, on_disk, "add the new file to RUST_SDK");
+    }
 }
