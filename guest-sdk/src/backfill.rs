@@ -11,13 +11,18 @@ use crate::wire;
 /// checkpoint. A later attempt resumes at the last checkpoint: write nothing
 /// of your own to resume it.
 ///
-/// ```ignore
-/// ctx.backfill(
-///     Backfill::new("lowercase emails", "Person", "id",
-///         "UNWIND $batch AS id MATCH (p:Person {id: id}) SET p.email_lower = toLower(p.email)")
-///         .filter("n.email IS NOT NULL")
-///         .chunk_size(2_000),
-/// )?;
+/// ```no_run
+/// use graphmig_sdk::{Backfill, Context, Result};
+///
+/// fn up(ctx: &Context) -> Result<()> {
+///     ctx.backfill(
+///         Backfill::new("lowercase emails", "Person", "id",
+///             "UNWIND $batch AS id MATCH (p:Person {id: id}) SET p.email_lower = toLower(p.email)")
+///             .filter("n.email IS NOT NULL")
+///             .chunk_size(2_000),
+///     )?;
+///     Ok(())
+/// }
 /// ```
 #[derive(Debug, Clone)]
 pub struct Backfill {
