@@ -234,3 +234,28 @@ fn a_database_killed_mid_backfill_and_started_again_is_finished_exactly_once() {
     );
     assert_eq!(chunks_committed(&project.db), 0);
 }
+
+#[test]
+fn a_backfill_finished_by_a_failed_attempt_is_not_run_again_and_its_checkpoint_goes() {
+    let project = Project::new("");
+    seed(&project.db, 3_000, 0);
+    let file = |after: &str| {
+        format!(
+            "// graphmig: backfill label = Item, key = id, chunk-size = 1000\n{VISIT};\n{after};\n"
+        )
+    };
+    let path = project.migrations().join("V1__visit_then_more.cypher");
+    std::fs::write(&path, file("UNWIND [0] AS z CREATE (:After {v: 1 / z})")).expect("V1");
+    let failed = project.graphmig(&["run"]);
+    assert_eq!(failed.status.code(), Some(1), "{}", text(&failed));
+    // The backfill's chunks committed and stay; the migration failed after it.
+    assert_eq!(visits(&project.db), [(1, 3_000)]);
+    assert_eq!(chunks_committed(&project.db), 3);
+
+    std::fs::write(&path, file("CREATE (:After {v: 1})")).expect("V1");
+    let run = project.graphmig(&["run"]);
+    assert!(run.status.success(), "{}", text(&run));
+    assert_eq!(visits(&project.db), [(1, 3_000)], "not run a second time");
+    assert_eq!(project.db.count("After"), 1);
+    assert_eq!(project.db.count("__GraphmigBackfill"), 0);
+}

@@ -241,6 +241,11 @@ impl GuestState {
             Ok(Err(e)) => return Ok(Err(super::host_context::to_wit_error(&e))),
             Ok(Ok(mark)) => mark,
         };
+        if mark.chunks > 0 || mark.done {
+            // An earlier attempt's checkpoint: it goes with this attempt's
+            // success, even if no chunk is left to write.
+            self.progress_markers = true;
+        }
         if mark.hash != plan.hash {
             return Ok(Err(refused(
                 "graphmig.EditedBackfill",

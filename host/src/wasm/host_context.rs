@@ -540,6 +540,10 @@ impl GuestState {
             },
             _ => Default::default(),
         };
+        // Markers of an earlier attempt go with this one's success.
+        if !committed.is_empty() {
+            self.progress_markers = true;
+        }
         for (number, statement) in (1u32..).zip(&script.statements) {
             let hash = statement_hash(&statement.text);
             if let Some(recorded) = committed.get(&number) {
