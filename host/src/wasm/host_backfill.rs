@@ -210,22 +210,12 @@ impl GuestState {
             let mark = match mark {
                 Some(mark) => mark,
                 None => {
-                    let rows = txn.run(&plan.census, Vec::new()).await;
+                    let counted = census(&mut txn, &plan).await;
                     let _ = txn.rollback().await;
-                    let row = rows?.into_iter().next().unwrap_or_default();
-                    let field = |name: &str| {
-                        row.iter()
-                            .find(|(k, _)| k == name)
-                            .map(|(_, v)| v.clone())
-                            .unwrap_or_else(null)
-                    };
-                    let total = match field("total") {
-                        BoltType::Integer(n) => u64::try_from(n.value).unwrap_or(0),
-                        _ => 0,
-                    };
+                    let (upper, total) = counted?;
                     BackfillMark {
                         hash: plan.hash.clone(),
-                        upper: field("upper"),
+                        upper,
                         total,
                         cursor: null(),
                         rows: 0,
@@ -406,19 +396,8 @@ impl GuestState {
         let deadline = self.deadline();
         let allowed = self.settings().limits.deadline;
         let work = async {
-            let rows = txn.run(&plan.census, Vec::new()).await?;
-            let row = rows.into_iter().next().unwrap_or_default();
-            let field = |name: &str| {
-                row.iter()
-                    .find(|(k, _)| k == name)
-                    .map(|(_, v)| v.clone())
-                    .unwrap_or_else(null)
-            };
-            let total = match field("total") {
-                BoltType::Integer(n) => u64::try_from(n.value).unwrap_or(0),
-                _ => 0,
-            };
-            let keys = page(&mut txn, plan, &field("upper"), &null()).await?;
+            let (upper, total) = census(&mut txn, plan).await?;
+            let keys = page(&mut txn, plan, &upper, &null()).await?;
             let counters = txn
                 .run_discarding(
                     &plan.write,
@@ -462,6 +441,23 @@ impl GuestState {
             total,
         }))
     }
+}
+
+/// The largest key and the number of nodes the backfill covers, now.
+async fn census(txn: &mut GraphTxn, plan: &Plan) -> Result<(BoltType, u64), GraphError> {
+    let rows = txn.run(&plan.census, Vec::new()).await?;
+    let row = rows.into_iter().next().unwrap_or_default();
+    let field = |name: &str| {
+        row.iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_else(null)
+    };
+    let total = match field("total") {
+        BoltType::Integer(n) => u64::try_from(n.value).unwrap_or(0),
+        _ => 0,
+    };
+    Ok((field("upper"), total))
 }
 
 /// The next page of keys after `cursor`, up to `upper`.
