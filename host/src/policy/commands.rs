@@ -9,11 +9,36 @@ use super::lexer::{Token, TokenKind};
 
 /// A schema statement read to its end: what it does and the names it touches.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Ddl {
+pub struct Ddl {
     /// Labels and relationship types the statement names.
     pub labels: Vec<String>,
-    /// Property keys the statement names.
+    /// Property keys the statement names, in the order written.
     pub properties: Vec<String>,
+    /// `CREATE` (or `DROP`).
+    pub create: bool,
+    /// A constraint (or an index).
+    pub constraint: bool,
+    /// The element's name, when the statement gives one.
+    pub name: Option<String>,
+    /// `IF NOT EXISTS` / `IF EXISTS`.
+    pub conditional: bool,
+    /// Whether the element is on relationships (or nodes).
+    pub relationship: bool,
+    /// What a created constraint requires.
+    pub requirement: Option<Requirement>,
+}
+
+/// What a constraint requires of the elements it covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Requirement {
+    /// `IS UNIQUE`.
+    Unique,
+    /// `IS NODE KEY` / `IS RELATIONSHIP KEY`: present and unique together.
+    Key,
+    /// `IS NOT NULL` (4.4: `ASSERT EXISTS`).
+    NotNull,
+    /// `IS :: TYPE`.
+    Type,
 }
 
 /// Why a statement that starts like a command is not one of its forms.
@@ -108,6 +133,7 @@ impl<'a> Reader<'a> {
         if self.eat_kw("IF") {
             self.kw("NOT")?;
             self.kw("EXISTS")?;
+            self.ddl.conditional = true;
         }
         Ok(())
     }
@@ -118,7 +144,10 @@ impl<'a> Reader<'a> {
         let is_follower = next
             .and_then(Token::keyword)
             .is_some_and(|k| followers.contains(&k.as_str()));
-        if next.is_some_and(|t| t.name().is_some()) && !is_follower {
+        if let Some(name) = next.and_then(Token::name)
+            && !is_follower
+        {
+            self.ddl.name = Some(name.to_string());
             self.pos += 1;
         }
         Ok(())
@@ -130,6 +159,7 @@ impl<'a> Reader<'a> {
         self.punct('(', "`(`")?;
         if self.eat_punct(')') {
             // ()-[r:TYPE]-()
+            self.ddl.relationship = true;
             self.eat_punct('<');
             self.punct('-', "`-`")?;
             self.punct('[', "`[`")?;
@@ -345,32 +375,43 @@ impl<'a> Reader<'a> {
         } else {
             self.kw("REQUIRE")?;
         }
+        self.ddl.constraint = true;
         if old_form && self.eat_kw("EXISTS") {
             self.property_list(&variable, true)?;
+            self.ddl.requirement = Some(Requirement::NotNull);
             self.options()?;
             return self.end();
         }
         self.property_list(&variable, true)?;
         self.kw("IS")?;
-        let kind_read = if self.eat_kw("UNIQUE") || self.eat_kw("KEY") {
-            true
+        let requirement = if self.eat_kw("UNIQUE") {
+            Some(Requirement::Unique)
+        } else if self.eat_kw("KEY") {
+            Some(Requirement::Key)
         } else if self.eat_kw("NODE") || self.eat_kw("RELATIONSHIP") || self.eat_kw("REL") {
-            self.eat_kw("KEY") || self.eat_kw("UNIQUE")
+            if self.eat_kw("KEY") {
+                Some(Requirement::Key)
+            } else if self.eat_kw("UNIQUE") {
+                Some(Requirement::Unique)
+            } else {
+                None
+            }
         } else if self.eat_kw("NOT") {
-            self.eat_kw("NULL")
+            self.eat_kw("NULL").then_some(Requirement::NotNull)
         } else if self.eat_kw("TYPED") {
             self.property_type()?;
-            true
+            Some(Requirement::Type)
         } else if self.eat_punct(':') {
             self.punct(':', "`::`")?;
             self.property_type()?;
-            true
+            Some(Requirement::Type)
         } else {
-            false
+            None
         };
-        if !kind_read {
+        if requirement.is_none() {
             return self.fail("UNIQUE, NODE KEY, NOT NULL or a property type");
         }
+        self.ddl.requirement = requirement;
         self.options()?;
         self.end()
     }
@@ -379,6 +420,7 @@ impl<'a> Reader<'a> {
     fn drop(&mut self) -> Step {
         if !self.eat_kw("INDEX") {
             self.kw("CONSTRAINT")?;
+            self.ddl.constraint = true;
         } else if self.eat_kw("ON") {
             self.punct(':', "`:`")?;
             let label = self.name("a label")?;
@@ -394,9 +436,10 @@ impl<'a> Reader<'a> {
             self.punct(')', "`)`")?;
             return self.end();
         }
-        self.name("the name of the index or constraint")?;
+        self.ddl.name = Some(self.name("the name of the index or constraint")?);
         if self.eat_kw("IF") {
             self.kw("EXISTS")?;
+            self.ddl.conditional = true;
         }
         self.end()
     }
@@ -433,12 +476,19 @@ pub(crate) fn ddl(tokens: &[Token]) -> Result<Ddl, Mismatch> {
         ddl: Ddl {
             labels: Vec::new(),
             properties: Vec::new(),
+            create: false,
+            constraint: false,
+            name: None,
+            conditional: false,
+            relationship: false,
+            requirement: None,
         },
     };
     if reader.eat_kw("DROP") {
         reader.drop()?;
     } else {
         reader.kw("CREATE")?;
+        reader.ddl.create = true;
         if reader.peek_kw(0).as_deref() == Some("CONSTRAINT") {
             reader.create_constraint()?;
         } else {
@@ -600,6 +650,43 @@ mod tests {
             assert!(looks_like_ddl(&tokens), "{text}");
             assert!(ddl(&tokens).is_ok(), "{text}: {:?}", ddl(&tokens));
         }
+    }
+
+    #[test]
+    fn schema_commands_say_what_they_create_or_drop() {
+        let d = ddl(&tokens(
+            "CREATE CONSTRAINT `by email` IF NOT EXISTS FOR (p:Person) REQUIRE (p.email, p.org) IS NODE KEY",
+        ))
+        .expect("reads");
+        assert!(d.create && d.constraint && d.conditional && !d.relationship);
+        assert_eq!(d.name.as_deref(), Some("by email"));
+        assert_eq!(d.labels, ["Person"]);
+        assert_eq!(d.properties, ["email", "org"]);
+        assert_eq!(d.requirement, Some(Requirement::Key));
+        let d = ddl(&tokens(
+            "CREATE CONSTRAINT ON (p:Person) ASSERT EXISTS (p.email)",
+        ))
+        .expect("reads");
+        assert_eq!((d.name, d.requirement), (None, Some(Requirement::NotNull)));
+        let d = ddl(&tokens(
+            "CREATE CONSTRAINT c FOR ()-[r:KNOWS]-() REQUIRE r.id IS UNIQUE",
+        ))
+        .expect("reads");
+        assert!(d.relationship);
+        assert_eq!(d.requirement, Some(Requirement::Unique));
+        let d = ddl(&tokens(
+            "CREATE CONSTRAINT c FOR (p:P) REQUIRE p.age IS :: INTEGER",
+        ))
+        .expect("reads");
+        assert_eq!(d.requirement, Some(Requirement::Type));
+        let d = ddl(&tokens("CREATE TEXT INDEX t FOR (p:Person) ON (p.name)")).expect("reads");
+        assert!(d.create && !d.constraint && !d.conditional);
+        assert_eq!(d.requirement, None);
+        let d = ddl(&tokens("DROP CONSTRAINT `my constraint` IF EXISTS")).expect("reads");
+        assert!(!d.create && d.constraint && d.conditional);
+        assert_eq!(d.name.as_deref(), Some("my constraint"));
+        let d = ddl(&tokens("DROP INDEX ON :Person(name)")).expect("reads");
+        assert!(!d.create && !d.constraint && d.name.is_none());
     }
 
     #[test]

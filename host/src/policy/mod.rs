@@ -14,6 +14,7 @@
 //! database of their own (README, "The sandbox").
 
 mod commands;
+pub use commands::{Ddl, Requirement};
 mod lexer;
 mod tree;
 
@@ -578,6 +579,20 @@ fn class_of(name: &str) -> Class {
     } else {
         Class::Read
     }
+}
+
+/// What a schema statement creates or drops, read by the schema grammar the
+/// policy checks it with; `None` for any other statement, or one it cannot read.
+pub fn schema_command(query: &str) -> Option<commands::Ddl> {
+    let lexed = lexer::lex(query).ok()?;
+    let tokens = match lexed.tokens.split_last() {
+        Some((last, rest)) if last.is(';') => rest,
+        _ => &lexed.tokens[..],
+    };
+    if !commands::looks_like_ddl(tokens) {
+        return None;
+    }
+    commands::ddl(tokens).ok()
 }
 
 /// Classifies one statement (a trailing `;` is allowed), or says why it cannot.
