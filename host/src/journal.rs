@@ -130,6 +130,8 @@ pub struct GuestRecord {
     pub logs: Vec<(String, String)>,
     /// Schema operations, in order, with their undo statements.
     pub schema_steps: Vec<SchemaStep>,
+    /// The schema steps that wait for the data to commit, in order.
+    pub deferred: Vec<DeferredStep>,
     /// Tracked batches, with what they wrote.
     pub batches: Vec<BatchRecord>,
     /// Refactorings, with how to walk them back or finalize them.
@@ -184,6 +186,20 @@ pub struct SchemaStep {
     /// `applied`, `unchanged`, `recorded` (dry run), then possibly `undone` or
     /// `undo failed: ...`.
     pub outcome: String,
+}
+
+/// A schema step held back until the migration's data commits (it came after
+/// the migration's writes, which a schema operation cannot see while their
+/// transaction is open): an index into [`GuestRecord::schema_steps`], whose
+/// outcome is `deferred` until it runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeferredStep {
+    /// Which schema step.
+    pub step: usize,
+    /// Its statement number in the journal.
+    pub index: u32,
+    /// `file:line` for a statement of a `.cypher` migration.
+    pub location: Option<String>,
 }
 
 /// A tracked batch a migration began.

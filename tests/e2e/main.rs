@@ -5,6 +5,7 @@ mod backfill;
 mod bad_input;
 mod batches;
 mod deadlines;
+mod deferred_schema;
 mod down;
 mod failures;
 mod faults;

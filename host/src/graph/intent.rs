@@ -48,6 +48,11 @@ pub enum IntentSteps {
     RefactorFinalize,
     /// Undo statements of schema steps that ran (newest first).
     SchemaUndo,
+    /// Schema steps held back until the data commits, in order: a runner that
+    /// finds the data committed runs those not yet done.
+    SchemaDeferred,
+    /// The deferred schema steps done so far (the first ones, in order).
+    SchemaDeferredDone,
 }
 
 impl IntentSteps {
@@ -56,6 +61,8 @@ impl IntentSteps {
             IntentSteps::RefactorUndo => "refactor_undo",
             IntentSteps::RefactorFinalize => "refactor_finalize",
             IntentSteps::SchemaUndo => "schema_undo",
+            IntentSteps::SchemaDeferred => "schema_deferred",
+            IntentSteps::SchemaDeferredDone => "schema_deferred_done",
         }
     }
 }
@@ -71,6 +78,21 @@ pub struct Intent {
     pub refactor_finalize: Vec<String>,
     /// Schema undo statements, oldest first.
     pub schema_undo: Vec<String>,
+    /// Deferred schema steps, in order.
+    pub schema_deferred: Vec<String>,
+    /// Deferred schema steps done, in order.
+    pub schema_deferred_done: Vec<String>,
+}
+
+impl Intent {
+    /// The deferred schema steps still to run once the data committed.
+    pub fn deferred_pending(&self) -> &[String] {
+        let done = self
+            .schema_deferred_done
+            .len()
+            .min(self.schema_deferred.len());
+        &self.schema_deferred[done..]
+    }
 }
 
 fn s(text: &str) -> BoltType {
@@ -87,7 +109,8 @@ impl GraphDb {
                 "MERGE (a:{INTENT_LABEL} {{key: $key}}) ON CREATE SET a.target = $target, \
                  a.migration = $migration, a.description = $description, a.checksum = $checksum, \
                  a.action = $action, a.runner = $runner, a.started_at = $started_at, \
-                 a.refactor_undo = [], a.refactor_finalize = [], a.schema_undo = []"
+                 a.refactor_undo = [], a.refactor_finalize = [], a.schema_undo = [], \
+                 a.schema_deferred = [], a.schema_deferred_done = []"
             ),
             vec![
                 ("key".into(), s(&draft.key)),
@@ -151,7 +174,8 @@ impl GraphDb {
                      a.migration AS migration, a.description AS description, a.checksum AS checksum, \
                      a.action AS action, a.runner AS runner, a.started_at AS started_at, \
                      a.refactor_undo AS refactor_undo, a.refactor_finalize AS refactor_finalize, \
-                     a.schema_undo AS schema_undo ORDER BY a.started_at"
+                     a.schema_undo AS schema_undo, a.schema_deferred AS schema_deferred, \
+                     a.schema_deferred_done AS schema_deferred_done ORDER BY a.started_at"
                 ),
                 vec![("target".into(), s(target))],
             )
@@ -198,6 +222,8 @@ impl GraphDb {
                 refactor_undo: list(row, "refactor_undo"),
                 refactor_finalize: list(row, "refactor_finalize"),
                 schema_undo: list(row, "schema_undo"),
+                schema_deferred: list(row, "schema_deferred"),
+                schema_deferred_done: list(row, "schema_deferred_done"),
             })
             .collect())
     }

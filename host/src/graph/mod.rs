@@ -2,6 +2,7 @@
 
 pub mod agent;
 pub mod batch;
+pub mod constraint_check;
 pub mod history;
 pub mod intent;
 pub mod lock;

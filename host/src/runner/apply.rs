@@ -276,13 +276,42 @@ impl Runner {
                 message: format!("removing the backfill checkpoints: {}", e.message),
             });
         }
+        // Schema steps that came after the migration's writes run once those
+        // committed (with a marker), and the history entry is written last.
+        let deferred = !run.record.deferred.is_empty();
         let outcome: Result<ChainLink, FailureCause> = match (result, run.txn) {
-            (Ok(()), Some(txn)) if db.history_written_apart() => {
-                match commit_then_record(db, txn, fence, &draft).await {
+            (Ok(()), Some(txn)) if db.history_written_apart() || deferred => {
+                let committed = match commit_with_marker(db, txn, fence, &draft).await {
+                    Ok(()) if deferred => {
+                        crash_point("before-deferred-schema");
+                        super::deferred::run_deferred(db, &draft.attempt_key, &mut run.record)
+                            .await
+                            .map_err(Separate::Deferred)
+                    }
+                    other => other,
+                };
+                let recorded = match committed {
+                    Ok(()) => record_history(db, fence, &draft)
+                        .await
+                        .map_err(Separate::AfterCommit),
+                    Err(e) => Err(e),
+                };
+                match recorded {
                     Ok(link) => Ok(link),
                     Err(Separate::BeforeCommit(cause)) => Err(cause),
                     Err(Separate::Unknown(message)) => {
                         return Err(unknown_outcome(migration, &message, db));
+                    }
+                    Err(Separate::Deferred(message)) => {
+                        // The data committed; the step and those after it are in the
+                        // attempt's intent, and the ledger row stays `running`: the
+                        // next run finishes them, then records the migration.
+                        return Err(db.database_error(format!(
+                            "{} committed its data, but {message}; the migration is not recorded \
+                             as applied yet: fix the cause and run `graphmig run` again, which runs \
+                             the deferred schema steps left and records it",
+                            migration.label()
+                        )));
                     }
                     Err(Separate::AfterCommit(message)) => {
                         // The data committed: the ledger row stays `running` so that
@@ -524,21 +553,24 @@ pub(super) async fn commit_with_history(
 pub(super) enum Separate {
     /// Nothing committed.
     BeforeCommit(FailureCause),
+    /// The data committed; a deferred schema step failed (history not written).
+    Deferred(String),
     /// The data committed; the history entry did not.
     AfterCommit(String),
     /// The answer to COMMIT was lost and the marker could not be read to tell.
     Unknown(String),
 }
 
-/// Commits the data with a marker in the target database, then writes the
-/// history entry in the history database. The lock is checked just before the
-/// commit (it cannot share the transaction across databases).
-pub(super) async fn commit_then_record(
+/// Commits the data with the attempt's marker in the target database, after
+/// checking the lock (it cannot share the transaction across databases); a
+/// lost answer to COMMIT is decided by the marker. The history entry follows
+/// ([`record_history`]).
+pub(super) async fn commit_with_marker(
     db: &GraphDb,
     mut txn: GraphTxn,
     fence: &Fence,
     draft: &HistoryDraft,
-) -> Result<ChainLink, Separate> {
+) -> Result<(), Separate> {
     let holder = db.lock_holder().await.ok().flatten();
     if !holder.is_some_and(|h| h.owner == fence.owner && h.generation == fence.generation) {
         let _ = txn.rollback().await;
@@ -572,14 +604,20 @@ pub(super) async fn commit_then_record(
         }
     }
     crash_point("after-data-commit");
-    let record = async {
-        let mut history = db.begin_history().await.map_err(|e| e.to_string())?;
-        let entry = history
-            .append_history(fence, draft)
-            .await
-            .map_err(|e| e.to_string())?;
-        history.commit().await.map_err(|e| e.to_string())?;
-        Ok::<_, String>(entry.chain)
-    };
-    record.await.map_err(Separate::AfterCommit)
+    Ok(())
+}
+
+/// Writes the history entry of an attempt whose data committed with a marker.
+pub(super) async fn record_history(
+    db: &GraphDb,
+    fence: &Fence,
+    draft: &HistoryDraft,
+) -> Result<ChainLink, String> {
+    let mut history = db.begin_history().await.map_err(|e| e.to_string())?;
+    let entry = history
+        .append_history(fence, draft)
+        .await
+        .map_err(|e| e.to_string())?;
+    history.commit().await.map_err(|e| e.to_string())?;
+    Ok(entry.chain)
 }

@@ -22,6 +22,7 @@ use crate::wasm::{LoadedComponent, Sandbox};
 mod admin;
 mod apply;
 mod compensation;
+mod deferred;
 mod down;
 mod dry_run;
 mod recovery;

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use super::compensation::{delete_attempt_batches, settle_intent};
+use super::deferred::finish_deferred;
 use super::{Runner, actor, settle};
 use crate::chain::Chain;
 use crate::config::LockSettings;
@@ -41,13 +42,25 @@ impl Runner {
         history: &[HistoryEntry],
     ) -> Result<bool, Error> {
         let mut wrote_history = false;
-        for attempt in attempts.iter().filter(|a| a.outcome == Outcome::Running) {
+        let running: Vec<&Attempt> = attempts
+            .iter()
+            .filter(|a| a.outcome == Outcome::Running)
+            .collect();
+        // An attempt with deferred schema steps commits its data with a marker
+        // and writes its history after them, wherever the history lives.
+        let intents = match running.is_empty() {
+            true => Vec::new(),
+            false => db.read_intents(&self.target()).await?,
+        };
+        for attempt in running {
             let mut committed = history
                 .iter()
                 .find(|h| h.attempt_key == attempt.attempt_key)
                 .map(|h| h.chain.clone());
+            let intent = intents.iter().find(|i| i.draft.key == attempt.attempt_key);
+            let deferred = intent.is_some_and(|i| !i.schema_deferred.is_empty());
             if committed.is_none()
-                && db.history_written_apart()
+                && (db.history_written_apart() || deferred)
                 && db.marker_exists(&attempt.attempt_key).await?
             {
                 let Some(fence) = fence else {
@@ -57,6 +70,9 @@ impl Runner {
                     ));
                     continue;
                 };
+                if let Some(intent) = intent {
+                    self.finish_deferred_of(db, intent).await?;
+                }
                 let draft = HistoryDraft {
                     action: attempt.action,
                     key: attempt
@@ -197,6 +213,9 @@ impl Runner {
                 intent.draft.runner,
                 intent.draft.started_at
             );
+            if committed {
+                self.finish_deferred_of(db, &intent).await?;
+            }
             match settle_intent(db, &intent, committed, chunk).await {
                 Ok(done) if committed => {
                     self.reporter
@@ -228,6 +247,29 @@ impl Runner {
             }
         }
         Ok(wrote_history)
+    }
+
+    /// Runs the deferred schema steps an attempt whose data committed left
+    /// undone; a failure stops the run (the intent keeps them for the next).
+    async fn finish_deferred_of(&self, db: &GraphDb, intent: &Intent) -> Result<(), Error> {
+        if intent.deferred_pending().is_empty() {
+            return Ok(());
+        }
+        match finish_deferred(db, intent).await {
+            Ok(ran) => {
+                if ran > 0 {
+                    self.reporter.warning(&format!(
+                        "{} {} had committed its data: ran the {ran} deferred schema step(s) it had left",
+                        intent.draft.migration, intent.draft.description
+                    ));
+                }
+                Ok(())
+            }
+            Err(why) => Err(db.database_error(format!(
+                "{} {} committed its data, but {why}; fix the cause and run `graphmig run` again",
+                intent.draft.migration, intent.draft.description
+            ))),
+        }
     }
 
     /// Finishes compensations left pending by other runs before a read-only

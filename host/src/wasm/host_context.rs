@@ -51,7 +51,14 @@ pub struct GuestState {
     /// A tracked batch's chunk being written while the guest goes on.
     pub(super) chunk_in_flight: Option<super::host_batch::ChunkInFlight>,
     journal: Vec<JournalEntry>,
-    schema_steps: Vec<SchemaStep>,
+    pub(super) schema_steps: Vec<SchemaStep>,
+    /// Schema steps waiting for the data to commit.
+    pub(super) deferred: Vec<crate::journal::DeferredStep>,
+    /// Whether a statement of the migration's open transaction wrote data: a
+    /// schema step after it waits for the commit (it could not see the writes).
+    pub(super) wrote_data: bool,
+    /// `file:line` of the `.cypher` statement running, if one is.
+    pub(super) location: Option<String>,
     pub(super) batches: Vec<BatchRecord>,
     pub(super) batch_prefix: Option<String>,
     pub(super) revertible_batches: Vec<String>,
@@ -63,7 +70,7 @@ pub struct GuestState {
     pub(super) ledger: Option<(std::path::PathBuf, String)>,
     /// Whether a backfill left checkpoints for the final transaction to clear.
     pub(super) progress_markers: bool,
-    refactor_steps: Vec<RefactorStep>,
+    pub(super) refactor_steps: Vec<RefactorStep>,
     dataset_reads: Vec<DatasetRead>,
     logs: Vec<(String, String)>,
     log_bytes: u64,
@@ -204,6 +211,9 @@ impl GuestState {
             chunk_in_flight: None,
             journal: Vec::new(),
             schema_steps: Vec::new(),
+            deferred: Vec::new(),
+            wrote_data: false,
+            location: None,
             batches: Vec::new(),
             refactor_steps: Vec::new(),
             dataset_reads: Vec::new(),
@@ -238,6 +248,7 @@ impl GuestState {
             dataset_reads: std::mem::take(&mut self.dataset_reads),
             logs: std::mem::take(&mut self.logs),
             schema_steps: std::mem::take(&mut self.schema_steps),
+            deferred: std::mem::take(&mut self.deferred),
             batches: std::mem::take(&mut self.batches),
             refactor_steps: std::mem::take(&mut self.refactor_steps),
             deleted_batches: std::mem::take(&mut self.deleted_batches),
@@ -574,6 +585,7 @@ impl GuestState {
             }
             let schema = crate::policy::classify(&statement.text)
                 .is_ok_and(|c| c.classes.contains(&crate::policy::Class::Schema));
+            self.location = Some(script.location(statement));
             let failure = if let Some(directive) = &statement.backfill {
                 let spec = context::BackfillSpec {
                     name: format!("statement {number}"),
@@ -664,6 +676,7 @@ impl GuestState {
                 step.outcome = "committed".into();
             }
         }
+        self.wrote_data = false;
         let Some(mut txn) = self.txn.take() else {
             return Err(GraphError::from_code(
                 "graphmig.NoTransaction",
@@ -909,6 +922,14 @@ impl context::Host for GuestState {
             return self
                 .run_in_transactions(index, &query, bolt_params, in_transactions, entry, started)
                 .await;
+        }
+        if classification.classes.iter().any(|c| {
+            matches!(
+                c,
+                crate::policy::Class::Write | crate::policy::Class::LoadCsv
+            )
+        }) {
+            self.wrote_data = true;
         }
 
         let Some(mut txn) = self.txn.take() else {

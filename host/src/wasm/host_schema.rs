@@ -6,8 +6,10 @@ use std::time::Instant;
 
 use super::bindings::graphmig::migration::types as wit;
 use super::host_context::GuestState;
+use crate::error::{FailedStatement, FailureCause};
+use crate::graph::constraint_check::DataCheck;
 use crate::graph::intent::IntentSteps;
-use crate::journal::{JournalEntry, SchemaStep, StatementOutcome};
+use crate::journal::{DeferredStep, JournalEntry, SchemaStep, StatementOutcome};
 use crate::policy::Class;
 use crate::schema::{
     Constraint, ConstraintKind, Entity, Index, IndexKind, SchemaError, render_drop_constraint,
@@ -109,48 +111,6 @@ fn graph_error(code: &str, kind: wit::GraphErrorKind, message: String) -> wit::S
     })
 }
 
-/// What a schema statement written by hand (in a `.cypher` migration) does,
-/// as far as undoing it is concerned.
-#[derive(Debug, PartialEq, Eq)]
-struct RawSchema {
-    create: bool,
-    constraint: bool,
-    name: Option<String>,
-    /// `IF NOT EXISTS` / `IF EXISTS`.
-    conditional: bool,
-}
-
-fn raw_schema(statement: &str) -> Option<RawSchema> {
-    let tokens: Vec<&str> = statement.split_whitespace().collect();
-    let upper = |i: usize| tokens.get(i).map(|t| t.to_ascii_uppercase());
-    let create = match upper(0).as_deref() {
-        Some("CREATE") => true,
-        Some("DROP") => false,
-        _ => return None,
-    };
-    let at = (1..tokens.len().min(4))
-        .find(|&i| matches!(upper(i).as_deref(), Some("INDEX" | "CONSTRAINT")))?;
-    let constraint = upper(at).as_deref() == Some("CONSTRAINT");
-    let name = tokens
-        .get(at + 1)
-        .filter(|t| !matches!(t.to_ascii_uppercase().as_str(), "IF" | "FOR" | "ON"))
-        .map(|t| t.trim_matches('`').to_string());
-    let rest: Vec<String> = tokens[at + 1..]
-        .iter()
-        .take(5)
-        .map(|t| t.to_ascii_uppercase())
-        .collect();
-    let conditional = rest
-        .windows(2)
-        .any(|w| w[0] == "IF" && (w[1] == "NOT" || w[1] == "EXISTS"));
-    Some(RawSchema {
-        create,
-        constraint,
-        name,
-        conditional,
-    })
-}
-
 /// One element of the target's schema, whichever it is.
 enum Element {
     Constraint(Constraint),
@@ -219,6 +179,19 @@ impl GuestState {
                 outcome: "unchanged".into(),
             });
             return Ok(Ok(()));
+        }
+        // After the migration's writes, a schema step waits for them to
+        // commit (it would not see them), and every step after it keeps its
+        // place behind it.
+        let creates = crate::policy::schema_command(&statement).is_none_or(|d| d.create);
+        // Work committed on its own (batches, backfill chunks, refactorings)
+        // counts too: the check before the commit sees it.
+        let wrote = self.wrote_data
+            || self.progress_markers
+            || !self.batches.is_empty()
+            || !self.refactor_steps.is_empty();
+        if !self.deferred.is_empty() || (wrote && creates) {
+            return Ok(self.defer_schema(statement, undo, entry, started).await);
         }
         if self.is_dry_run() {
             self.push_journal(entry.finish(
@@ -294,6 +267,143 @@ impl GuestState {
                 )))
             }
         }
+    }
+
+    /// Holds a schema step back until the migration's data commits. A
+    /// constraint must be one graphmig can check the data for: the check runs
+    /// in the open transaction before the commit ([`Self::check_deferred`]), so
+    /// that data breaking it is rolled back rather than committed without it.
+    async fn defer_schema(
+        &mut self,
+        statement: String,
+        undo: Option<String>,
+        mut entry: JournalEntry,
+        started: Instant,
+    ) -> Result<(), wit::SchemaError> {
+        if let Err(why) = DataCheck::of(&statement) {
+            let message = format!(
+                "{why}, and it comes after this migration's writes, so it would be created \
+                 after they commit, unchecked; create it before the writes, or in a migration \
+                 of its own"
+            );
+            self.push_journal(entry.failed(started, "graphmig.DeferredSchema", &message));
+            self.doom(entry.seq, &statement, "graphmig.DeferredSchema", &message);
+            return Err(graph_error(
+                "graphmig.DeferredSchema",
+                wit::GraphErrorKind::Forbidden,
+                message,
+            ));
+        }
+        if let Err(e) = self
+            .record_intent(Some((IntentSteps::SchemaDeferred, &statement)))
+            .await
+        {
+            self.push_journal(entry.failed(started, &e.code, &e.message));
+            return Err(wit::SchemaError::Graph(super::host_context::to_wit_error(
+                &e,
+            )));
+        }
+        entry.counters = "deferred: runs once the migration's data has committed".into();
+        let dry_run = self.is_dry_run();
+        self.push_journal(entry.finish(
+            started,
+            StatementOutcome::Skipped,
+            Some(if dry_run {
+                "graphmig.DryRun"
+            } else {
+                "graphmig.Deferred"
+            }),
+            Some(if dry_run {
+                "schema statement recorded, not executed (after the data: checked against it)"
+            } else {
+                "after the migration's writes: runs once they have committed"
+            }),
+            0,
+        ));
+        let index = entry.seq;
+        self.push_schema_step(SchemaStep {
+            statement,
+            undo,
+            outcome: if dry_run { "recorded" } else { "deferred" }.into(),
+        });
+        self.deferred.push(DeferredStep {
+            step: self.schema_steps.len() - 1,
+            index,
+            location: self.location.clone(),
+        });
+        Ok(())
+    }
+
+    /// Checks, in the migration's open transaction, the data against every
+    /// deferred constraint: data that breaks one fails the migration (its
+    /// transaction rolls back) with the offending values, before anything of
+    /// it commits.
+    pub(super) async fn check_deferred(&mut self) -> Result<(), FailureCause> {
+        if self.deferred.is_empty() {
+            return Ok(());
+        }
+        let Some(mut txn) = self.take_txn() else {
+            return Ok(());
+        };
+        let deadline = self.deadline();
+        let allowed = self.settings().limits.deadline;
+        let mut outcome = Ok(());
+        for deferred in self.deferred.clone() {
+            let statement = self.schema_steps[deferred.step].statement.clone();
+            let Ok(Some(check)) = DataCheck::of(&statement) else {
+                continue;
+            };
+            let failed = |code: &str, message: String| {
+                FailureCause::Statement(FailedStatement {
+                    index: deferred.index,
+                    location: deferred.location.clone(),
+                    query: statement.clone(),
+                    code: code.into(),
+                    message,
+                })
+            };
+            match tokio::time::timeout_at(deadline.into(), check.violations(&mut txn)).await {
+                Err(_elapsed) => {
+                    txn.abandon();
+                    outcome = Err(FailureCause::LimitExceeded {
+                        limit: crate::error::Limit::Deadline,
+                        detail: format!(
+                            "checking the data for a deferred constraint, after {} s",
+                            allowed.as_secs_f64()
+                        ),
+                    });
+                }
+                Ok(Err(e)) => {
+                    outcome = Err(failed(
+                        &e.code,
+                        format!("checking the data for this constraint: {}", e.message),
+                    ));
+                }
+                Ok(Ok(Some(violations))) => {
+                    self.schema_steps[deferred.step].outcome = "not run: the data breaks it".into();
+                    // Backfill chunks committed on their own and have no undo.
+                    let backfilled = match self.progress_markers {
+                        true => {
+                            "; the chunks its backfills committed stay, with their \
+                             checkpoints (fix the data or the write, then run again)"
+                        }
+                        false => "",
+                    };
+                    outcome = Err(failed(
+                        "graphmig.ConstraintViolated",
+                        format!(
+                            "the data this migration leaves breaks the constraint, so it was \
+                             not created and the migration's writes were rolled back: \
+                             {violations}{backfilled}"
+                        ),
+                    ));
+                }
+                Ok(Ok(None)) => continue,
+            }
+            break;
+        }
+        self.txn = Some(txn);
+        outcome
     }
 
     async fn find(
@@ -415,7 +525,7 @@ impl GuestState {
                 message,
             )));
         }
-        let Some(raw) = raw_schema(&statement) else {
+        let Some(raw) = crate::policy::schema_command(&statement) else {
             return self.schema_step(statement, None, false).await;
         };
         let name = match (raw.create, &raw.name) {
@@ -468,35 +578,5 @@ impl GuestState {
                 .collect()),
             Err(e) => Err(graph_error(&e.code, wit::GraphErrorKind::Other, e.message)),
         })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn hand_written_schema_statements_name_their_element() {
-        let r = raw_schema(
-            "CREATE CONSTRAINT person_id IF NOT EXISTS FOR (p:Person) REQUIRE p.id IS UNIQUE",
-        )
-        .expect("schema");
-        assert_eq!(
-            r,
-            RawSchema {
-                create: true,
-                constraint: true,
-                name: Some("person_id".into()),
-                conditional: true
-            }
-        );
-        let r = raw_schema("create text index `by name` for (n:A) on (n.name)").expect("schema");
-        assert!(r.create && !r.constraint && !r.conditional);
-        assert_eq!(r.name.as_deref(), Some("by"));
-        let r = raw_schema("CREATE INDEX FOR (n:A) ON (n.x)").expect("schema");
-        assert_eq!(r.name, None);
-        let r = raw_schema("DROP INDEX person_name IF EXISTS").expect("schema");
-        assert!(!r.create && r.conditional);
-        assert!(raw_schema("MATCH (n) RETURN n").is_none());
     }
 }

@@ -672,6 +672,12 @@ impl Sandbox {
             }
             Err(trap) => Err(classify_failure(&trap, &store, limits, &stderr)),
         };
+        // Data that breaks a constraint waiting for the commit fails the step
+        // now, while its transaction can still roll back.
+        let result = match result {
+            Ok(()) => store.data_mut().check_deferred().await,
+            failed => failed,
+        };
         let result = result.map_err(|cause| stopped_at(cause, started));
         let state = store.data_mut();
         Ok(StepRun {
@@ -719,6 +725,10 @@ impl Sandbox {
                 limit: Limit::Deadline,
                 detail: format!("still running after {} s", limits.deadline.as_secs_f64()),
             }),
+        };
+        let result = match result {
+            Ok(()) => state.check_deferred().await,
+            failed => failed,
         };
         StepRun {
             result: result.map_err(|cause| stopped_at(cause, started)),
