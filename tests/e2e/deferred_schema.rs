@@ -175,3 +175,66 @@ fn a_runner_killed_between_the_data_and_the_deferred_constraint_is_finished_by_t
     assert_eq!(project.states(), states(&[("1", "applied")]));
     assert_eq!(project.history_db().count("__GraphmigAttempt"), 0);
 }
+
+#[test]
+fn in_per_statement_mode_a_constraint_runs_in_its_place_and_resumes_there() {
+    // Each statement commits before the next: nothing waits, and a constraint
+    // the data breaks is where the next run resumes.
+    let project = Project::new("");
+    std::fs::write(
+        project.migrations().join("V1__people_then_email.cypher"),
+        format!(
+            "// graphmig: transaction = per-statement\n{PEOPLE}\
+             CREATE (:Person {{id: 1000, email: 'p7@example.org'}});\n{UNIQUE_EMAIL}"
+        ),
+    )
+    .expect("V1");
+    let run = project.graphmig(&["run"]);
+    let out = text(&run);
+    assert!(!run.status.success(), "{out}");
+    assert!(out.contains("resumes at statement 3"), "{out}");
+    assert!(out.contains("graphmig.ConstraintViolated"), "{out}");
+    assert!(
+        out.contains("p7@example.org"),
+        "the duplicate is named: {out}"
+    );
+    assert_eq!(project.db.count("Person"), 301, "statements 1 and 2 stay");
+    assert!(constraint_names(&project).is_empty(), "{out}");
+
+    project.db.query("MATCH (p:Person {id: 1000}) DELETE p");
+    let run = project.graphmig(&["run"]);
+    let out = text(&run);
+    assert!(run.status.success(), "{out}");
+    assert_eq!(constraint_names(&project), ["person_email"]);
+    assert_eq!(project.db.count("Person"), 300);
+    assert_eq!(project.states(), states(&[("1", "applied")]));
+}
+
+#[test]
+fn a_constraint_the_server_refuses_leaves_nothing_of_itself_behind() {
+    // Data that was there before the migration: the constraint runs in its
+    // place, the server refuses it, and (ArcadeDB) keeps a property type of
+    // it, which graphmig drops again.
+    let project = Project::new("");
+    project.db.query(
+        "CREATE (:Person {id: 1, email: 'same@example.org'}), \
+         (:Person {id: 2, email: 'same@example.org'})",
+    );
+    std::fs::write(
+        project.migrations().join("V1__email_unique.cypher"),
+        UNIQUE_EMAIL,
+    )
+    .expect("V1");
+    let run = project.graphmig(&["run"]);
+    let out = text(&run);
+    assert!(!run.status.success(), "{out}");
+    assert!(out.contains("person_email"), "{out}");
+    assert!(constraint_names(&project).is_empty(), "{out}");
+    assert_eq!(project.states(), states(&[("1", "failed")]));
+
+    // Fixed data, and the same migration applies.
+    project.db.query("MATCH (p:Person {id: 2}) DELETE p");
+    let run = project.graphmig(&["run"]);
+    assert!(run.status.success(), "{}", text(&run));
+    assert_eq!(constraint_names(&project), ["person_email"]);
+}

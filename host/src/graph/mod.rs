@@ -35,6 +35,7 @@ pub fn describe_counters(c: &Counters) -> String {
         .join(", ")
 }
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use neo4rs::{BoltType, ConfigBuilder, Graph, Txn};
@@ -385,14 +386,48 @@ impl GraphDb {
         }
     }
 
-    /// The backfill checkpoints the history database holds, for `status`.
+    /// The backfill checkpoints, for `status`: those in the target, committed
+    /// with their chunks, first; then the history database's copies of any
+    /// other. The copy is written after its chunk commits, so it can lag the
+    /// target by a chunk when a runner dies in between.
     pub async fn backfill_checkpoints(
         &self,
     ) -> Result<Vec<crate::journal::BackfillCheckpoint>, GraphError> {
-        let mut txn = self.begin_history().await.map_err(GraphError::database)?;
+        let mut txn = self.begin().await.map_err(GraphError::database)?;
         let listed = txn.list_backfills().await;
         let _ = txn.rollback().await;
-        listed
+        let mut checkpoints = listed?;
+        let mut txn = self.begin_history().await.map_err(GraphError::database)?;
+        let copies = txn.list_backfills().await;
+        let _ = txn.rollback().await;
+        for copy in copies? {
+            if !checkpoints
+                .iter()
+                .any(|c| c.migration == copy.migration && c.name == copy.name)
+            {
+                checkpoints.push(copy);
+            }
+        }
+        Ok(checkpoints)
+    }
+
+    /// The names of every live constraint and index, each with whether it is
+    /// a constraint: what a failed schema statement may have left behind is
+    /// what is in this list afterwards and was not before.
+    pub async fn schema_names(&self) -> Result<BTreeSet<(bool, String)>, GraphError> {
+        let mut txn = self.begin().await.map_err(GraphError::database)?;
+        let constraints = txn.run("SHOW CONSTRAINTS", Vec::new()).await;
+        let indexes = txn.run("SHOW INDEXES", Vec::new()).await;
+        let _ = txn.rollback().await;
+        let mut names = BTreeSet::new();
+        for (constraint, rows) in [(true, constraints?), (false, indexes?)] {
+            for row in &rows {
+                if let Some(name) = history::text(row, "name") {
+                    names.insert((constraint, name));
+                }
+            }
+        }
+        Ok(names)
     }
 
     /// The live constraints and the indexes no constraint owns.

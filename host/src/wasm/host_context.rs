@@ -59,6 +59,9 @@ pub struct GuestState {
     pub(super) wrote_data: bool,
     /// `file:line` of the `.cypher` statement running, if one is.
     pub(super) location: Option<String>,
+    /// A `.cypher` file in per-statement mode: each statement commits before
+    /// the next runs, so no schema step waits for data.
+    pub(super) per_statement: bool,
     pub(super) batches: Vec<BatchRecord>,
     pub(super) batch_prefix: Option<String>,
     pub(super) revertible_batches: Vec<String>,
@@ -214,6 +217,7 @@ impl GuestState {
             deferred: Vec::new(),
             wrote_data: false,
             location: None,
+            per_statement: false,
             batches: Vec::new(),
             refactor_steps: Vec::new(),
             dataset_reads: Vec::new(),
@@ -531,6 +535,7 @@ impl GuestState {
         // `[migration.V<n>] transaction` wins over the file's header.
         let mode = self.settings.transaction.unwrap_or(script.transaction);
         let per_statement = mode == TransactionMode::PerStatement;
+        self.per_statement = per_statement;
         // What earlier attempts committed, statement by statement: read in the
         // migration's transaction, from the markers they committed with.
         let migration = self.intent.as_ref().map(|i| i.migration.clone());

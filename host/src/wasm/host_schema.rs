@@ -2,11 +2,13 @@
 //! indexes rendered for the target's dialect, run outside the data transaction,
 //! and remembered so that a failed migration can be undone.
 
+use std::collections::BTreeSet;
 use std::time::Instant;
 
 use super::bindings::graphmig::migration::types as wit;
 use super::host_context::GuestState;
 use crate::error::{FailedStatement, FailureCause};
+use crate::graph::GraphDb;
 use crate::graph::constraint_check::DataCheck;
 use crate::graph::intent::IntentSteps;
 use crate::journal::{DeferredStep, JournalEntry, SchemaStep, StatementOutcome};
@@ -117,6 +119,44 @@ enum Element {
     Index(Index),
 }
 
+/// Drops the constraints and indexes that are live now and were not in
+/// `before`: what a failed statement left behind. Says what it dropped (or
+/// could not), to add to the statement's error.
+async fn drop_residue(db: &GraphDb, before: &BTreeSet<(bool, String)>) -> String {
+    let after = match db.schema_names().await {
+        Ok(after) => after,
+        Err(e) => {
+            return format!(
+                " (the schema could not be listed afterwards: {})",
+                e.message
+            );
+        }
+    };
+    let mut notes = Vec::new();
+    for (constraint, name) in after.difference(before) {
+        let drop = match constraint {
+            true => render_drop_constraint(name),
+            false => render_drop_index(name),
+        };
+        let dropped = match drop {
+            Ok(drop) => db
+                .run_schema(&drop)
+                .await
+                .map(|_| ())
+                .map_err(|e| e.message),
+            Err(e) => Err(e.to_string()),
+        };
+        notes.push(match dropped {
+            Ok(()) => format!("dropped `{name}`, which the server left behind"),
+            Err(e) => format!("the server left `{name}` behind and dropping it failed: {e}"),
+        });
+    }
+    match notes.is_empty() {
+        true => String::new(),
+        false => format!(" ({})", notes.join("; ")),
+    }
+}
+
 impl GuestState {
     /// Checks policy and limits, then runs (or in a dry run, records) `statement`
     /// with `undo` as its inverse, unless `exists` says there is nothing to do.
@@ -186,10 +226,11 @@ impl GuestState {
         let creates = crate::policy::schema_command(&statement).is_none_or(|d| d.create);
         // Work committed on its own (batches, backfill chunks, refactorings)
         // counts too: the check before the commit sees it.
-        let wrote = self.wrote_data
-            || self.progress_markers
-            || !self.batches.is_empty()
-            || !self.refactor_steps.is_empty();
+        let wrote = !self.per_statement
+            && (self.wrote_data
+                || self.progress_markers
+                || !self.batches.is_empty()
+                || !self.refactor_steps.is_empty());
         if !self.deferred.is_empty() || (wrote && creates) {
             return Ok(self.defer_schema(statement, undo, entry, started).await);
         }
@@ -230,6 +271,37 @@ impl GuestState {
                 super::host_context::to_wit_error(&e),
             )));
         }
+        // Per-statement mode: the data this constraint covers has committed
+        // already, so it is checked first, and what breaks it is named.
+        if self.per_statement
+            && let Ok(Some(check)) = DataCheck::of(&statement)
+            && let Some(txn) = self.txn.as_mut()
+        {
+            let found = match check.violations(txn).await {
+                Ok(Some(violations)) => Some((
+                    "graphmig.ConstraintViolated",
+                    wit::GraphErrorKind::ConstraintViolation,
+                    format!("the data breaks the constraint, so it was not created: {violations}"),
+                )),
+                Ok(None) => None,
+                Err(e) => Some((
+                    "graphmig.Database",
+                    wit::GraphErrorKind::Other,
+                    format!("checking the data for this constraint: {}", e.message),
+                )),
+            };
+            if let Some((code, kind, message)) = found {
+                self.push_journal(entry.failed(started, code, &message));
+                return Ok(Err(graph_error(code, kind, message)));
+            }
+        }
+        // ArcadeDB leaves part of a constraint behind when creating it fails
+        // (a unique one on duplicate data keeps a property type): what is
+        // there afterwards that was not before is dropped again.
+        let before = match crate::policy::schema_command(&statement) {
+            Some(d) if d.create && d.constraint => db.schema_names().await.ok(),
+            _ => None,
+        };
         match db.run_schema(&statement).await {
             Ok(counters) => {
                 entry.counters = crate::graph::describe_counters(&counters);
@@ -260,7 +332,10 @@ impl GuestState {
                 }
                 Ok(Ok(()))
             }
-            Err(e) => {
+            Err(mut e) => {
+                if let Some(before) = before {
+                    e.message.push_str(&drop_residue(&db, &before).await);
+                }
                 self.push_journal(entry.failed(started, &e.code, &e.message));
                 Ok(Err(wit::SchemaError::Graph(
                     super::host_context::to_wit_error(&e),
