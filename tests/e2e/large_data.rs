@@ -43,6 +43,20 @@ fn call_in_transactions_runs_in_auto_commit_and_is_journaled() {
     assert!(out.contains("batch operations"), "{out}");
     assert_eq!(project.db.count("Continued"), 0);
 
+    // A form graphmig's reader does not know is refused, typed, with what to write.
+    write(
+        &project,
+        "V2__continue.cypher",
+        "UNWIND [1, 2] AS z\nCALL { WITH z CREATE (:Continued {v: z}) } IN TRANSACTIONS OF 1 ROWS ON ERROR FAIL REPORT STATUS AS s\nRETURN s;\n",
+    );
+    let refused = project.graphmig(&["run"]);
+    let out = text(&refused);
+    assert_eq!(refused.status.code(), Some(1), "{out}");
+    assert!(out.contains("graphmig.Unsupported"), "{out}");
+    assert!(out.contains("leave `REPORT STATUS` out"), "{out}");
+    assert!(out.contains("V2__continue.cypher:1"), "{out}");
+    assert_eq!(project.db.count("Continued"), 0);
+
     // What committed before a failure stays, and the error says so.
     write(
         &project,

@@ -97,7 +97,8 @@ pub struct InTransactions {
 /// Why a statement was denied: the rule and what triggered it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Denial {
-    /// The rule's name: `unparsed`, `multiple-statements`, `reserved`,
+    /// The rule's name: `unparsed`, `unsupported` (a form the parser does not
+    /// read, named), `multiple-statements`, `reserved`,
     /// `dynamic-label`, `admin`, `write`, `schema`, `read`, `load-csv`,
     /// `procedure`, `function`.
     pub rule: &'static str,
@@ -113,9 +114,14 @@ impl Denial {
         }
     }
 
-    /// The status code given to the guest: `graphmig.Policy.<Rule>`.
+    /// The status code given to the guest: `graphmig.Policy.<Rule>`, except
+    /// `graphmig.Unsupported` for a form graphmig does not carry out (the
+    /// same code a target that lacks a feature gets).
     pub fn code(&self) -> String {
-        rule_code(self.rule)
+        match self.rule {
+            "unsupported" => "graphmig.Unsupported".into(),
+            rule => rule_code(rule),
+        }
     }
 }
 
@@ -652,6 +658,7 @@ pub fn classify(query: &str) -> Result<Classification, Denial> {
 
     // Named before the parser's text is rewritten: for statements it cannot read.
     let admin_command = commands::admin_command(tokens);
+    let unsupported_form = commands::unsupported_form(tokens);
     let mut lexed = lexed;
     let dynamic_denial = |at: usize| {
         Denial::new(
@@ -687,7 +694,16 @@ pub fn classify(query: &str) -> Result<Classification, Denial> {
                 return Ok(out);
             }
             return Err(match refusal {
-                tree::Refusal::Unparsed { at, what } => unparsed(query, at, &what),
+                tree::Refusal::Unparsed { at, what } => match unsupported_form {
+                    Some(form) => Denial::new(
+                        "unsupported",
+                        format!(
+                            "graphmig's Cypher reader does not know {form}; it denies what \
+                             it cannot parse"
+                        ),
+                    ),
+                    None => unparsed(query, at, &what),
+                },
                 tree::Refusal::Dynamic { at, what: "label" } => dynamic_denial(at),
                 tree::Refusal::Dynamic { at, what } => Denial::new(
                     "dynamic-label",

@@ -156,3 +156,36 @@ fn denials_name_the_rule_and_the_position() {
         "graphmig.Policy.MultipleStatements"
     );
 }
+
+#[test]
+fn newer_forms_the_parser_does_not_read_are_named_with_what_to_write() {
+    for (query, names) in [
+        (
+            "MATCH (n) CALL { WITH n SET n.x = 1 } IN TRANSACTIONS OF 10 ROWS ON ERROR CONTINUE REPORT STATUS AS s RETURN s",
+            "REPORT STATUS",
+        ),
+        (
+            "MATCH (n) CALL { WITH n SET n.x = 1 } IN 2 CONCURRENT TRANSACTIONS OF 10 ROWS",
+            "IN CONCURRENT TRANSACTIONS",
+        ),
+        (
+            "MATCH (n) CALL { WITH n SET n.x = 1 } IN TRANSACTIONS ON ERROR RETRY FOR 3 SECONDS THEN FAIL",
+            "ON ERROR RETRY",
+        ),
+        (
+            "MATCH (n) CALL (n) { SET n.x = 1 } IN TRANSACTIONS",
+            "CALL { WITH variables",
+        ),
+    ] {
+        let denial = super::classify(query).expect_err(query);
+        assert_eq!(denial.rule, "unsupported", "{query}: {denial:?}");
+        assert_eq!(denial.code(), "graphmig.Unsupported");
+        assert!(denial.detail.contains(names), "{query}: {}", denial.detail);
+    }
+    // Only a refusal is renamed: a statement the parser reads is not.
+    let read = super::classify("MATCH (n) WHERE n.report = 'status' RETURN n").expect("reads");
+    assert!(read.in_transactions.is_none());
+    // Text that names a form but does not parse for another reason is still unparsed
+    // or unsupported, never allowed.
+    assert!(super::classify("MATCH (n RETURN n REPORT STATUS").is_err());
+}

@@ -892,7 +892,7 @@ impl context::Host for GuestState {
                     types::GraphErrorKind::Forbidden,
                     denial.to_string(),
                 );
-                if denial.rule == "unparsed" {
+                if matches!(denial.rule, "unparsed" | "unsupported") {
                     self.doom(index, &query, &error.code, &error.message);
                 }
                 tracing::warn!(migration = %self.label, statement = index, rule = denial.rule, "statement denied by policy");
