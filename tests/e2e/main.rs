@@ -12,6 +12,7 @@ mod faults;
 mod hostile;
 mod large_data;
 mod memory;
+mod output;
 mod people;
 mod policy;
 mod polyglot;

@@ -1,5 +1,19 @@
 //! Command-line interface: argument parsing, output and exit codes.
 
+/// `println!` for results on stdout, which a closed pipe (`status | head`,
+/// quitting `less`) does not turn into a panic: see [`output::write_stdout`].
+macro_rules! outln {
+    () => { $crate::graphmig_cli::output::write_stdout(format_args!("\n")) };
+    ($($arg:tt)*) => {
+        $crate::graphmig_cli::output::write_stdout(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+
+/// `print!` for results on stdout, as [`outln!`].
+macro_rules! out {
+    ($($arg:tt)*) => { $crate::graphmig_cli::output::write_stdout(format_args!($($arg)*)) };
+}
+
 mod output;
 
 use std::path::PathBuf;
@@ -259,9 +273,9 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
     if let Command::Init(args) = &cli.command {
         let created = graphmig::scaffold::init(&args.dir)?;
         for path in &created.paths {
-            println!("Created {}", path.display());
+            outln!("Created {}", path.display());
         }
-        println!(
+        outln!(
             "Next: set [database] and [history] in {} (create the history database first), then `graphmig new \"first migration\" --lang cypher`",
             args.dir.join(CONFIG_FILE).display()
         );
@@ -271,10 +285,10 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
     if let Command::New(args) = &cli.command {
         let created = graphmig::scaffold::new_migration(&config, &args.description, args.lang)?;
         for path in &created.paths {
-            println!("Created {}", path.display());
+            outln!("Created {}", path.display());
         }
         if args.lang != graphmig::builder::Language::Cypher {
-            println!("Next: `graphmig build`, then `graphmig run`");
+            outln!("Next: `graphmig build`, then `graphmig run`");
         }
         return Ok(exit::OK);
     }
@@ -300,7 +314,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             database: config.database.database.clone(),
             history_database: config.database.history_database.clone(),
         };
-        print!("{}", render(target, &request));
+        out!("{}", render(target, &request));
         return Ok(exit::OK);
     }
     let json = match &cli.command {
@@ -313,7 +327,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
     if let Command::Build = cli.command {
         let built = graphmig::builder::build_all(&config, reporter.as_ref())?;
         if built.is_empty() {
-            println!(
+            outln!(
                 "No migration sources in {} (folders named V<version>__<description> holding a Cargo.toml, migration.js, migration.py or go.mod)",
                 config.migrations_dir.display()
             );
@@ -368,7 +382,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
                     force: args.force,
                 };
                 let reverted = runner.down(&options).await?;
-                println!("Reverted {} migration(s)", reverted.len());
+                outln!("Reverted {} migration(s)", reverted.len());
                 Ok(exit::OK)
             }
             Command::Status(args) => {
@@ -404,7 +418,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             }
             Command::Baseline(args) => {
                 let marked = runner.baseline(&args.version).await?;
-                println!(
+                outln!(
                     "Baselined {} migration(s) up to V{}",
                     marked.len(),
                     args.version
@@ -414,13 +428,13 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             Command::Repair => {
                 let repaired = runner.repair().await?;
                 if repaired.is_empty() {
-                    println!("Nothing to repair");
+                    outln!("Nothing to repair");
                 }
                 Ok(exit::OK)
             }
             Command::Sync => {
                 let synced = runner.sync().await?;
-                println!(
+                outln!(
                     "Synced {synced} entr{} from the graph",
                     if synced == 1 { "y" } else { "ies" }
                 );
@@ -433,8 +447,8 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             }
             Command::Unlock => {
                 match runner.unlock().await? {
-                    Some(holder) => println!("Removed the lock of {}", holder.owner),
-                    None => println!("No lock was held"),
+                    Some(holder) => outln!("Removed the lock of {}", holder.owner),
+                    None => outln!("No lock was held"),
                 }
                 Ok(exit::OK)
             }

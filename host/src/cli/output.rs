@@ -15,6 +15,26 @@ use graphmig::{
     AppliedSummary, Error, Migration, MigrationFailure, Report, Reporter, State, StatusEntry,
 };
 
+/// Set once stdout turned out to be a closed pipe: later output is dropped.
+static STDOUT_CLOSED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Writes to stdout. When the reader went away (`graphmig status | head`), the
+/// rest of the output is dropped and the command finishes as it would have
+/// (a migration under way is not cut short for want of a reader); the exit
+/// code is the command's own. `println!` would panic with "Broken pipe".
+pub fn write_stdout(args: std::fmt::Arguments<'_>) {
+    use std::sync::atomic::Ordering;
+    if STDOUT_CLOSED.load(Ordering::Relaxed) {
+        return;
+    }
+    let mut stdout = std::io::stdout().lock();
+    if let Err(e) = stdout.write_fmt(args).and_then(|()| stdout.flush())
+        && e.kind() == std::io::ErrorKind::BrokenPipe
+    {
+        STDOUT_CLOSED.store(true, Ordering::Relaxed);
+    }
+}
+
 /// Prints progress: a spinner with elapsed time on a terminal, plain lines
 /// otherwise, nothing but the final JSON with `--json`.
 pub struct ConsoleReporter {
@@ -55,7 +75,7 @@ impl ConsoleReporter {
             .and_then(|b| b.as_ref().map(|(_, bar)| bar.clone()));
         match bar.or_else(|| self.spinner.lock().ok().and_then(|s| s.clone())) {
             Some(spinner) => spinner.println(text),
-            None => println!("{text}"),
+            None => outln!("{text}"),
         }
     }
 
@@ -316,18 +336,18 @@ fn print_table(headers: &[&str], rows: &[Vec<String>]) {
             .trim_end()
             .to_string()
     };
-    println!(
+    outln!(
         "{}",
         line(&headers.iter().map(|h| h.to_string()).collect::<Vec<_>>())
     );
     for row in rows {
-        println!("{}", line(row));
+        outln!("{}", line(row));
     }
 }
 
 pub fn print_status(entries: &[StatusEntry]) {
     if entries.is_empty() {
-        println!("No migrations found.");
+        outln!("No migrations found.");
         return;
     }
     let rows: Vec<Vec<String>> = entries
@@ -362,9 +382,9 @@ pub fn print_status(entries: &[StatusEntry]) {
     );
     for e in entries.iter() {
         match (e.state, &e.error) {
-            (State::Failed, Some(error)) => println!("\n{} failed: {}", e.id, inert_block(error)),
+            (State::Failed, Some(error)) => outln!("\n{} failed: {}", e.id, inert_block(error)),
             (State::CompensationPending, Some(note)) => {
-                println!("\n{}: {}", e.id, inert_block(note))
+                outln!("\n{}: {}", e.id, inert_block(note))
             }
             _ => {}
         }
@@ -401,7 +421,7 @@ pub fn print_status_json(entries: &[StatusEntry]) -> anyhow::Result<()> {
             })
         })
         .collect();
-    println!(
+    outln!(
         "{}",
         serde_json::to_string_pretty(&serde_json::json!({ "migrations": migrations }))?
     );
@@ -429,7 +449,7 @@ pub fn print_run_json(report: &Report, error: Option<&Error>) -> anyhow::Result<
         "synced": report.synced,
         "error": error.map(ToString::to_string),
     });
-    println!("{}", serde_json::to_string_pretty(&doc)?);
+    outln!("{}", serde_json::to_string_pretty(&doc)?);
     Ok(())
 }
 
@@ -457,7 +477,7 @@ pub fn print_dry_run(results: &[DryRunMigration], json: bool) -> anyhow::Result<
                 })
             })
             .collect();
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(
                 &serde_json::json!({ "dry_run": true, "migrations": migrations })
@@ -466,10 +486,10 @@ pub fn print_dry_run(results: &[DryRunMigration], json: bool) -> anyhow::Result<
         return Ok(());
     }
     if results.is_empty() {
-        println!("Dry run: nothing pending.");
+        outln!("Dry run: nothing pending.");
     }
     for r in results {
-        println!(
+        outln!(
             "Dry run {} {} ({} fuel)",
             r.id,
             inert(&r.description),
@@ -477,7 +497,7 @@ pub fn print_dry_run(results: &[DryRunMigration], json: bool) -> anyhow::Result<
         );
         for s in &r.statements {
             let query: String = s.query.split_whitespace().collect::<Vec<_>>().join(" ");
-            println!(
+            outln!(
                 "  #{} {} ({} row(s), {} us){}  {}",
                 s.seq,
                 s.outcome.as_str(),
@@ -490,36 +510,36 @@ pub fn print_dry_run(results: &[DryRunMigration], json: bool) -> anyhow::Result<
                 inert(&query)
             );
             if !s.counters.is_empty() {
-                println!("      would change: {}", s.counters);
+                outln!("      would change: {}", s.counters);
             }
         }
         if r.changes.is_empty() {
-            println!("  would change no node or relationship counts");
+            outln!("  would change no node or relationship counts");
         }
         for (what, delta) in &r.changes {
-            println!("  would change {what}: {delta:+}");
+            outln!("  would change {what}: {delta:+}");
         }
         if let Some(failure) = &r.failure {
-            println!("  would FAIL: {}", inert_block(&failure.to_string()));
+            outln!("  would FAIL: {}", inert_block(&failure.to_string()));
         }
     }
-    println!("Nothing was committed; the ledger is unchanged.");
+    outln!("Nothing was committed; the ledger is unchanged.");
     Ok(())
 }
 
 pub fn print_verify(problems: &[String], json: bool) -> anyhow::Result<()> {
     if json {
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(
                 &serde_json::json!({ "ok": problems.is_empty(), "problems": problems })
             )?
         );
     } else if problems.is_empty() {
-        println!("Verified: files, ledger chain and graph history agree");
+        outln!("Verified: files, ledger chain and graph history agree");
     } else {
         for p in problems {
-            println!("problem: {}", inert_block(p));
+            outln!("problem: {}", inert_block(p));
         }
     }
     Ok(())
@@ -540,7 +560,7 @@ pub fn print_doctor(findings: &[graphmig::doctor::Finding], json: bool) -> anyho
             })
             .collect();
         let enforced = findings.iter().all(|f| f.guard == Guard::Server);
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(
                 &serde_json::json!({ "server_enforced": enforced, "checks": items })
@@ -553,22 +573,22 @@ pub fn print_doctor(findings: &[graphmig::doctor::Finding], json: bool) -> anyho
             Guard::Server => "ok  ",
             Guard::PolicyOnly => "RISK",
         };
-        println!(
+        outln!(
             "{mark} {:<16} {}: {}",
             f.check,
             f.operation,
             f.guard.as_str()
         );
-        println!("     {:<16} {}", "", f.detail);
+        outln!("     {:<16} {}", "", f.detail);
     }
     let risks = findings
         .iter()
         .filter(|f| f.guard == Guard::PolicyOnly)
         .count();
     if risks == 0 {
-        println!("The server itself refuses every operation checked.");
+        outln!("The server itself refuses every operation checked.");
     } else {
-        println!("{risks} operation(s) rest on graphmig's Cypher policy alone.");
+        outln!("{risks} operation(s) rest on graphmig's Cypher policy alone.");
     }
     Ok(())
 }
@@ -626,7 +646,7 @@ pub fn print_history(
             }
             entries.push(entry);
         }
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&serde_json::json!({ "history": entries }))?
         );
@@ -678,7 +698,7 @@ pub fn print_history(
     );
     if verbose.is_some() {
         for a in &selected {
-            println!(
+            outln!(
                 "\nAttempt #{} ({} {}):",
                 a.id,
                 a.action.as_str(),
@@ -686,7 +706,7 @@ pub fn print_history(
             );
             for j in ledger.statements(a.id)? {
                 let query: String = j.query.split_whitespace().collect::<Vec<_>>().join(" ");
-                println!(
+                outln!(
                     "  #{} {} {} row(s) {} us  {}",
                     j.seq,
                     j.outcome,
@@ -695,13 +715,13 @@ pub fn print_history(
                     inert(&query)
                 );
                 if !j.params.is_empty() {
-                    println!("      params: {}", inert(&j.params));
+                    outln!("      params: {}", inert(&j.params));
                 }
                 if !j.counters.is_empty() {
-                    println!("      changed: {}", j.counters);
+                    outln!("      changed: {}", j.counters);
                 }
                 if let Some(code) = j.code {
-                    println!(
+                    outln!(
                         "      {}: {}",
                         inert(&code),
                         inert_block(&j.message.unwrap_or_default())
@@ -709,10 +729,10 @@ pub fn print_history(
                 }
             }
             for (path, sha, bytes) in ledger.dataset_reads(a.id)? {
-                println!("  read data/{} ({bytes} bytes, sha256 {sha})", inert(&path));
+                outln!("  read data/{} ({bytes} bytes, sha256 {sha})", inert(&path));
             }
             for (level, message) in ledger.logs(a.id)? {
-                println!("  log {level}: {}", inert_block(&message));
+                outln!("  log {level}: {}", inert_block(&message));
             }
         }
     }
