@@ -54,6 +54,8 @@ const GITIGNORE: &str =
 pub struct Created {
     /// Files and folders written, for the operator.
     pub paths: Vec<PathBuf>,
+    /// Files that were there and gained a line (`.gitignore`: `.graphmig/`).
+    pub updated: Vec<PathBuf>,
 }
 
 /// Creates a project in `dir`: graphmig.toml, migrations/, data/ and a
@@ -75,11 +77,45 @@ pub fn init(dir: &Path) -> Result<Created, Error> {
     write_new(&config, CONFIG_TEMPLATE)?;
     paths.insert(0, config);
     let gitignore = dir.join(".gitignore");
+    let mut updated = Vec::new();
     if !gitignore.exists() {
         write_new(&gitignore, GITIGNORE)?;
         paths.push(gitignore);
+    } else if ignore_local_state(&gitignore)? {
+        updated.push(gitignore);
     }
-    Ok(Created { paths })
+    Ok(Created { paths, updated })
+}
+
+/// Adds `.graphmig/` to an existing `.gitignore` that does not ignore it yet
+/// (the ledger and build folders are this machine's, never the team's);
+/// whether it did.
+fn ignore_local_state(gitignore: &Path) -> Result<bool, Error> {
+    let failed = |e: std::io::Error| Error::Scaffold {
+        path: gitignore.to_path_buf(),
+        message: e.to_string(),
+    };
+    let text = std::fs::read_to_string(gitignore).map_err(failed)?;
+    let ignored = text.lines().map(str::trim).any(|line| {
+        matches!(
+            line,
+            ".graphmig" | ".graphmig/" | "/.graphmig" | "/.graphmig/" | ".graphmig/*"
+        )
+    });
+    if ignored {
+        return Ok(false);
+    }
+    let separator = match text.is_empty() || text.ends_with('\n') {
+        true => "",
+        false => "\n",
+    };
+    use std::io::Write;
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(gitignore)
+        .and_then(|mut f| f.write_all(format!("{separator}{GITIGNORE}").as_bytes()))
+        .map_err(failed)?;
+    Ok(true)
 }
 
 /// Creates the next versioned migration, `V<next>__<description>`, in
@@ -152,7 +188,10 @@ pub fn new_migration(
             paths
         }
     };
-    Ok(Created { paths })
+    Ok(Created {
+        paths,
+        updated: Vec::new(),
+    })
 }
 
 /// The SDK folder as a path relative to a migration's folder, for Cargo.toml.

@@ -79,12 +79,16 @@ enum Command {
     /// Build migration sources (Rust, JavaScript, Python or Go folders named V<version>__<description>) into components.
     Build,
     /// Apply pending migrations, each in its own transaction.
+    #[command(visible_alias = "migrate")]
     Run(RunArgs),
     /// Revert applied migrations with their `down` step: the latest, or all above --target.
+    #[command(visible_alias = "undo")]
     Down(DownArgs),
     /// Show every migration as applied, pending, failed or interrupted.
+    #[command(visible_alias = "info")]
     Status(JsonArgs),
     /// Check files, the ledger's hash chain and its agreement with the graph.
+    #[command(visible_alias = "validate")]
     Verify(JsonArgs),
     /// List every event of the ledger; --verbose VERSION adds statements, logs and datasets.
     History(HistoryArgs),
@@ -274,6 +278,9 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
         let created = graphmig::scaffold::init(&args.dir)?;
         for path in &created.paths {
             outln!("Created {}", path.display());
+        }
+        for path in &created.updated {
+            outln!("Added .graphmig/ to {}", path.display());
         }
         outln!(
             "Next: set [database] and [history] in {} (create the history database first), then `graphmig new \"first migration\" --lang cypher`",
