@@ -223,7 +223,8 @@ impl GuestState {
         // After the migration's writes, a schema step waits for them to
         // commit (it would not see them), and every step after it keeps its
         // place behind it.
-        let creates = crate::policy::schema_command(&statement).is_none_or(|d| d.create);
+        let command = crate::policy::schema_command(&statement);
+        let creates = command.as_ref().is_none_or(|d| d.create);
         // Work committed on its own (batches, backfill chunks, refactorings)
         // counts too: the check before the commit sees it.
         let wrote = !self.per_statement
@@ -256,28 +257,21 @@ impl GuestState {
                 "schema operations are not available while the host reads metadata".into(),
             )));
         };
-        // How to undo the step goes to the history database, for any runner,
-        // before the step runs: when the host knows it will create something.
-        // A statement that may find its element there already (a raw `IF NOT
-        // EXISTS`) is recorded after it ran, once the server said it added one:
-        // undoing it otherwise would drop what was there before.
-        if let (Some(undo), false) = (&undo, undo_if_added)
-            && let Err(e) = self
-                .record_intent(Some((IntentSteps::SchemaUndo, undo)))
-                .await
-        {
-            self.push_journal(entry.failed(started, &e.code, &e.message));
-            return Ok(Err(wit::SchemaError::Graph(
-                super::host_context::to_wit_error(&e),
-            )));
-        }
         // Per-statement mode: the data this constraint covers has committed
         // already, so it is checked first, and what breaks it is named.
+        let (deadline, allowed) = (self.deadline(), self.settings().limits.deadline);
         if self.per_statement
             && let Ok(Some(check)) = DataCheck::of(&statement)
             && let Some(txn) = self.txn.as_mut()
         {
-            let found = match check.violations(txn).await {
+            let found = match tokio::time::timeout_at(deadline.into(), check.violations(txn)).await
+            {
+                Err(_elapsed) => {
+                    return Err(super::host_context::deadline_trap(allowed));
+                }
+                Ok(found) => found,
+            };
+            let found = match found {
                 Ok(Some(violations)) => Some((
                     "graphmig.ConstraintViolated",
                     wit::GraphErrorKind::ConstraintViolation,
@@ -295,10 +289,25 @@ impl GuestState {
                 return Ok(Err(graph_error(code, kind, message)));
             }
         }
+        // How to undo the step goes to the history database, for any runner,
+        // before the step runs: when the host knows it will create something.
+        // A statement that may find its element there already (a raw `IF NOT
+        // EXISTS`) is recorded after it ran, once the server said it added one:
+        // undoing it otherwise would drop what was there before.
+        if let (Some(undo), false) = (&undo, undo_if_added)
+            && let Err(e) = self
+                .record_intent(Some((IntentSteps::SchemaUndo, undo)))
+                .await
+        {
+            self.push_journal(entry.failed(started, &e.code, &e.message));
+            return Ok(Err(wit::SchemaError::Graph(
+                super::host_context::to_wit_error(&e),
+            )));
+        }
         // ArcadeDB leaves part of a constraint behind when creating it fails
         // (a unique one on duplicate data keeps a property type): what is
         // there afterwards that was not before is dropped again.
-        let before = match crate::policy::schema_command(&statement) {
+        let before = match command {
             Some(d) if d.create && d.constraint => db.schema_names().await.ok(),
             _ => None,
         };
